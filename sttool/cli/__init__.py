@@ -1,0 +1,1 @@
+"""The sttool command line."""

@@ -1,0 +1,1 @@
+"""Recipes and options: typed binding of YAML data with actionable errors."""

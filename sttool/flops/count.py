@@ -1,0 +1,135 @@
+"""Analytic GFLOPs of a (patched or plain) timm ViT, in multiply-adds as the papers count them.
+
+Conventions follow fvcore, which the papers used (dense ViT-B/16 at 224 = 17.58 G): one multiply-add
+is one FLOP; Linear and convolution layers count in x out per token; attention counts its two matrix
+products (N^2 * A each); LayerNorm counts 5 per element, BatchNorm without affine 1 per element in
+eval; element-wise additions, GELU and softmax count nothing. On top, sttool counts what it runs:
+the separate [CLS] attention row (N * A) and each fused token (a weighted sum over the dropped tokens,
+M * C per tensor it is applied to). The count is exact for fixed keep rates; no forward pass is run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from sttool.models.token_selection import tokens_after
+
+
+@dataclass
+class FlopCount:
+    """Multiply-adds of one forward pass of one input, by part, with the token schedule."""
+
+    by_part: dict[str, int] = field(default_factory=dict)
+    tokens_in: list[int] = field(default_factory=list)  # tokens entering each block
+    tokens_out: list[int] = field(default_factory=list)  # tokens after each block's selection
+    per_block: list[int] = field(default_factory=list)  # multiply-adds of each block
+    before_blocks: int = 0  # embedding
+    after_blocks: int = 0  # final norm and head
+
+    def add(self, part: str, macs: int) -> int:
+        self.by_part[part] = self.by_part.get(part, 0) + macs
+        return macs
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_part.values())
+
+    @property
+    def gflops(self) -> float:
+        return self.total / 1e9
+
+    @property
+    def tokens_per_stage(self) -> list[int]:
+        """Token count of the first block, then after every block that changed it."""
+        stages = self.tokens_in[:1]
+        for count in self.tokens_out:
+            if count != stages[-1]:
+                stages.append(count)
+        return stages
+
+
+def linear_macs(layer: nn.Module, tokens: int) -> int:
+    """Multiply-adds of every Linear inside ``layer`` applied to ``tokens`` tokens."""
+    return sum(tokens * m.in_features * m.out_features for m in layer.modules() if isinstance(m, nn.Linear))
+
+
+def norm_macs(layer: nn.Module, tokens: int, dim: int) -> int:
+    """fvcore's count for LayerNorm (5 per element, 4 without affine); Identity counts 0."""
+    if isinstance(layer, nn.LayerNorm):
+        return tokens * dim * (5 if layer.elementwise_affine else 4)
+    if isinstance(layer, nn.BatchNorm1d):
+        return tokens * dim * (2 if layer.affine else 1)
+    return 0
+
+
+def _history_length(kind: str, index: int, stage_closers: set[int]) -> int:
+    """How many earlier adapter outputs a block's token selection must also be applied to."""
+    if kind == "dense":
+        return min(index, 3)
+    if kind == "stage":
+        return int(index == 0 or (index - 1) not in stage_closers)
+    return 0
+
+
+def count_flops(model: nn.Module, num_patches: int | None = None) -> FlopCount:
+    """Multiply-adds of ``model`` (a timm ViT, patched by sttool or not) for one input."""
+    count = FlopCount()
+    dim = model.embed_dim
+    proj = model.patch_embed.proj
+    patches = num_patches if num_patches is not None else model.patch_embed.num_patches
+    kernel = 1
+    for size in proj.kernel_size:
+        kernel *= size
+    count.before_blocks = count.add("patch_embed", patches * proj.out_channels * proj.in_channels * kernel // proj.groups)
+    prefix = model.num_prefix_tokens
+    tokens = patches + prefix
+    blocks = list(model.blocks)
+    kinds = [type(getattr(b, "adapter", None)).__name__ for b in blocks]
+    kind = {"DenseAdapter": "dense", "StageAdapter": "stage"}.get(kinds[0], "other")
+    closers = {i for i, b in enumerate(blocks) if getattr(getattr(b, "adapter", None), "closes_stage", False)}
+    for index, block in enumerate(blocks):
+        count.tokens_in.append(tokens)
+        macs = _block_macs(count, block, tokens, dim, _history_length(kind, index, closers))
+        keep_rate = getattr(block, "keep_rate", None)
+        if keep_rate is not None:
+            tokens = tokens_after(tokens, keep_rate, prefix, block.fuse_token)
+        macs += _post_selection_macs(count, block, tokens, dim)
+        count.tokens_out.append(tokens)
+        count.per_block.append(macs)
+    after = count.add("norm", norm_macs(model.norm, tokens, dim))
+    after += count.add("head", norm_macs(model.fc_norm, 1, dim) + norm_macs(getattr(model, "head_norm", nn.Identity()), 1, dim))
+    count.after_blocks = after + count.add("head", linear_macs(model.head, 1))
+    return count
+
+
+def _block_macs(count: FlopCount, block: nn.Module, tokens: int, dim: int, history: int) -> int:
+    """Multiply-adds of a block up to and including its token selection, on ``tokens`` tokens."""
+    attn = block.attn
+    attn_dim = attn.qkv.out_features // 3
+    macs = count.add("norm", norm_macs(block.norm1, tokens, dim))
+    macs += count.add("attention", linear_macs(attn.qkv, tokens) + 2 * tokens * tokens * attn_dim)
+    macs += count.add("attention", norm_macs(getattr(attn, "norm", nn.Identity()), tokens, attn_dim))
+    macs += count.add("attention", linear_macs(attn.proj, tokens))
+    lora = getattr(block, "lora", None)
+    if lora is not None:
+        macs += count.add("adapters", linear_macs(lora, tokens))
+    if getattr(block, "keep_rate", None) is not None:
+        prefix = block.num_prefix
+        if tokens_after(tokens, block.keep_rate, prefix, block.fuse_token) != tokens:
+            macs += count.add("selection", tokens * attn_dim)
+            if block.fuse_token:
+                macs += count.add("selection", (1 + history) * (tokens - prefix) * dim)
+    return macs
+
+
+def _post_selection_macs(count: FlopCount, block: nn.Module, tokens: int, dim: int) -> int:
+    """Multiply-adds of the MLP and the adapter beside it, on the kept ``tokens``."""
+    macs = count.add("norm", norm_macs(block.norm2, tokens, dim))
+    mlp_norm = getattr(block.mlp, "norm", nn.Identity())
+    macs += count.add("mlp", linear_macs(block.mlp, tokens) + norm_macs(mlp_norm, tokens, getattr(mlp_norm, "normalized_shape", (0,))[0]))
+    adapter = getattr(block, "adapter", None)
+    if adapter is not None:
+        macs += count.add("adapters", linear_macs(adapter, tokens))
+    return macs

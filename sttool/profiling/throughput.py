@@ -1,0 +1,73 @@
+"""Inference throughput, measured the ToMe way: random input, eval mode, warm-up, synchronised timing.
+
+Several models are timed in interleaved rounds (A, B, A, B, ...) so that they see the same machine
+state; the median time per batch is reported, which shrugs off the occasional slow round.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Mapping
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from torch import nn
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def compare_throughput(
+    models: Mapping[str, nn.Module],
+    input_shape: tuple[int, ...],
+    batch_size: int,
+    device: str | torch.device = "cpu",
+    dtype: str = "fp32",
+    rounds: int = 20,
+    warmup: int = 3,
+) -> dict[str, dict[str, Any]]:
+    """Images (or clips) per second of each model on the same random batch, timed in turns.
+
+    ``input_shape`` excludes the batch dimension; ``dtype`` is fp32, or bf16/fp16 autocast.
+    """
+    device = torch.device(device)
+    inputs = torch.randn(batch_size, *input_shape, device=device)
+    autocast = (
+        torch.autocast(device.type, dtype=DTYPES[dtype]) if dtype != "fp32" else nullcontext()
+    )
+    models = {name: model.to(device).eval() for name, model in models.items()}
+    times: dict[str, list[float]] = {name: [] for name in models}
+    with torch.inference_mode(), autocast:
+        for _ in range(warmup):
+            for model in models.values():
+                model(inputs)
+        for _ in range(rounds):
+            for name, model in models.items():
+                _sync(device)
+                start = time.perf_counter()
+                model(inputs)
+                _sync(device)
+                times[name].append(time.perf_counter() - start)
+    return {
+        name: {
+            "images_per_s": batch_size / statistics.median(samples),
+            "ms_per_batch": 1000 * statistics.median(samples),
+            "batch_size": batch_size,
+            "dtype": dtype,
+            "device": describe_device(device),
+        }
+        for name, samples in times.items()
+    }
+
+
+def describe_device(device: torch.device) -> str:
+    """A human-readable device name for reports (GPU model, or CPU threads)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU, {torch.get_num_threads()} threads"

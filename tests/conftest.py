@@ -1,0 +1,25 @@
+"""Shared fixtures. Tests never download anything: the hub is switched off before timm is imported."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tests.helpers import make_tiny_vit  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def tiny_vit():
+    return make_tiny_vit()
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.randn(4, 3, 32, 32)
