@@ -32,6 +32,8 @@ def profile(
     keep_layers: Annotated[str | None, typer.Option(help="Pruning blocks, counted from 1, e.g. 4,7,10.")] = None,
     img_size: Annotated[int | None, typer.Option(help="Input resolution (default: the backbone's).")] = None,
     num_classes: Annotated[int | None, typer.Option(help="Classes of the head (default 1000).")] = None,
+    frames: Annotated[int | None, typer.Option(help="Video: frames per clip (space-time tokens).")] = None,
+    tubelet: Annotated[int | None, typer.Option(help="Video: frames per space-time patch.")] = None,
 ) -> None:
     """Profile a model: GFLOPs as multiply-adds (dense ViT-B/16 = 17.58), tokens per stage, parameters."""
     from sttool.config.schema import bind, load_yaml, to_dict
@@ -48,6 +50,8 @@ def profile(
         "keep_layers": _parse_layers(keep_layers),
         "img_size": img_size,
         "num_classes": num_classes,
+        "num_frames": frames,
+        "tubelet": tubelet,
     }
     config = bind(ModelConfig, {**to_dict(config), **{k: v for k, v in options.items() if v is not None}}, "profile options")
     report = gflops_report(config)
@@ -61,7 +65,8 @@ def _print_table(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     model, dense = report["model"], report["dense"]
-    title = f"{model['backbone']}, {model['num_classes']} classes; GFLOPs are multiply-adds"
+    clip = f", {model['num_frames']} frames (tubelet {model['tubelet']})" if model["num_frames"] else ""
+    title = f"{model['backbone']}{clip}, {model['num_classes']} classes; GFLOPs are multiply-adds"
     label = model["method"] + (f" (keep {model['keep_rate']:g} at blocks {','.join(map(str, model['keep_layers']))})" if model["keep_rate"] < 1 else "")
     table = Table(title=title)
     table.add_column("")

@@ -19,6 +19,7 @@ from sttool.models.config import ModelConfig
 from sttool.models.dense_adapter import DenseAdapter
 from sttool.models.lora import LoRAQV
 from sttool.models.stage_adapter import StageAdapter, stage_ends
+from sttool.models.video import make_video_model
 from sttool.models.vit import SparseViT
 from sttool.models.weights import HOW_TO_GIVE_WEIGHTS, load_local_weights
 
@@ -88,6 +89,8 @@ def patch_model(model: VisionTransformer, config: ModelConfig | None = None, **o
         model.reset_classifier(config.num_classes)
         init_head(model)
     model.head_norm = nn.BatchNorm1d(dim, affine=False, eps=1e-6) if config.head == "bn_linear" else nn.Identity()
+    if config.num_frames is not None:
+        make_video_model(model, config.num_frames, config.tubelet)
     _set_trainable(model, config.spec.trains)
     return model
 
@@ -104,6 +107,9 @@ def _set_trainable(model: SparseViT, trains: str) -> None:
     for module in trained:
         for param in module.parameters():
             param.requires_grad = True
+    time_embed = getattr(model, "time_embed", None)
+    if time_embed is not None:  # new for video, so learned by every method that trains more than the head
+        time_embed.requires_grad = trains == "adapters"
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:

@@ -60,6 +60,8 @@ class ModelConfig:
     method: str = "sparse_tuning"
     num_classes: int = 1000
     img_size: int | None = None  # None: the backbone's own
+    num_frames: int | None = None  # video: frames per clip (None: the model takes images)
+    tubelet: int = 1  # video: frames per space-time patch
     keep_rate: float | None = None
     keep_layers: list[int] = field(default_factory=lambda: [4, 7, 10])  # 1-based blocks that prune
     fuse_token: bool = True
@@ -85,10 +87,12 @@ class ModelConfig:
             raise SttoolError(f"{where}.keep_layers: {self.keep_layers} must count blocks from 1")
         if len(set(self.keep_layers)) != len(self.keep_layers):
             raise SttoolError(f"{where}.keep_layers: {self.keep_layers} repeats a block")
-        for name in ("bottleneck", "lora_rank", "num_classes", "img_size"):
+        for name in ("bottleneck", "lora_rank", "num_classes", "img_size", "num_frames", "tubelet"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SttoolError(f"{where}.{name}: {value} must be a positive integer")
+        if self.num_frames is not None and self.num_frames % self.tubelet:
+            raise SttoolError(f"{where}.num_frames: {self.num_frames} is not a multiple of tubelet {self.tubelet}")
         if not 0.0 <= self.drop_path < 1.0:
             raise SttoolError(f"{where}.drop_path: {self.drop_path} is outside [0, 1)")
         if self.adapter_dropout is not None and not 0.0 <= self.adapter_dropout < 1.0:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from sttool.models.config import ModelConfig
 from sttool.models.state import ForwardState
+from sttool.models.video import embed_video
 
 
 class SparseViT(VisionTransformer):
@@ -24,7 +25,12 @@ class SparseViT(VisionTransformer):
     head_norm: nn.Module
 
     def embed(self, x: Tensor) -> Tensor:
-        """Patch embedding, prefix tokens and position embedding: images (B, 3, H, W) -> (B, N, C)."""
+        """Patch embedding, prefix tokens and position embedding: images (B, 3, H, W) -> (B, N, C).
+
+        A video model (``num_frames`` set) takes clips (B, 3, T, H, W) and embeds space-time tokens.
+        """
+        if getattr(self, "time_embed", None) is not None:
+            return embed_video(self, x)
         x = self.patch_embed(x)
         x = self._pos_embed(x)
         x = self.patch_drop(x)

@@ -9,7 +9,7 @@ import torch
 
 from sttool.config.schema import to_dict
 from sttool.flops import count_flops
-from sttool.models.build import build_model, count_parameters, create_backbone
+from sttool.models.build import build_model, count_parameters
 from sttool.models.config import ModelConfig
 
 
@@ -28,14 +28,15 @@ def model_figures(model: torch.nn.Module) -> dict[str, Any]:
 
 
 def gflops_report(config: ModelConfig) -> dict[str, Any]:
-    """Figures of ``config``'s model and of the dense backbone it is built on (plain timm ViT).
+    """Figures of ``config``'s model and of the dense backbone it is built on (same input, no
+    sparsification, no adapters: full fine-tuning's model).
 
     Models are built on the meta device: shapes only, no weights are created or downloaded.
     """
     config = replace(config, weights=None)
     with torch.device("meta"):
         model = build_model(config=config)
-        dense = create_backbone(config)
+        dense = build_model(config=replace(config, method="full", keep_rate=1.0))
     figures = model_figures(model)
     dense_figures = model_figures(dense)
     return {
