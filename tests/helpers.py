@@ -56,3 +56,43 @@ def export_jax_npz(model: VisionTransformer, path) -> None:
             w[p + f"MlpBlock_3/Dense_{r}/kernel"] = arr(fc.weight.T)
             w[p + f"MlpBlock_3/Dense_{r}/bias"] = arr(fc.bias)
     np.savez(path, **w)
+
+
+class TemplateImages(torch.utils.data.Dataset):
+    """Learnable in a few steps: each class is a fixed random image; samples add noise to it.
+
+    Implements the dataset contract the engine relies on (``num_classes``, ``class_names``,
+    ``samples``, ``(tensor, label)`` items). ``hook(index)`` runs before a sample is read.
+    """
+
+    def __init__(self, n: int, classes: int = 4, seed: int = 0, size: int = 32, hook=None) -> None:
+        generator = torch.Generator().manual_seed(123)
+        self.templates = torch.randn(classes, 3, size, size, generator=generator)
+        generator.manual_seed(seed)
+        self.labels = torch.randint(classes, (n,), generator=generator).tolist()
+        self.noise = torch.randn(n, 3, size, size, generator=generator)
+        self.num_classes = classes
+        self.class_names = [f"class{i}" for i in range(classes)]
+        self.samples = [(f"sample{i}", label) for i, label in enumerate(self.labels)]
+        self.hook = hook
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        if self.hook is not None:
+            self.hook(index)
+        image = self.templates[self.labels[index]] + 0.8 * self.noise[index] + 0.1 * torch.randn(self.templates.shape[1:])
+        return image, self.labels[index]
+
+
+def tiny_recipe_data(out_dir, **train) -> dict:
+    """A recipe mapping for timm's 6-block test_vit at 32 px, trained on CPU in seconds."""
+    return {
+        "name": "tiny",
+        "output_dir": str(out_dir),
+        "model": {"backbone": "test_vit", "img_size": 32, "keep_layers": [2, 4]},
+        "data": {"num_workers": 0},
+        "optim": {"lr": 3e-3, "warmup_epochs": 1},
+        "train": {"epochs": 3, "batch_size": 16, "device": "cpu", "precision": "fp32", **train},
+    }

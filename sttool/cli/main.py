@@ -9,6 +9,7 @@ import typer
 
 from sttool import __version__
 from sttool.cli.common import app_command, fail
+from sttool.cli.finetune import evaluate, finetune
 from sttool.cli.profile import profile
 
 app = typer.Typer(
@@ -44,7 +45,7 @@ def _pending(name: str, issue: str) -> None:
 
 
 _pending("prepare", "the data issue")
-_pending("finetune", "the engine issue")
-_pending("evaluate", "the engine issue")
+app_command(app, finetune, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+app_command(app, evaluate)
 app_command(app, profile)
 _pending("visualize", "the profile and visualize issue")

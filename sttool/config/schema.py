@@ -35,23 +35,29 @@ def closest(name: str, choices: list[str] | tuple[str, ...], listing: int = 16) 
 def bind(cls: type[T], data: Any, where: str) -> T:
     """Build dataclass ``cls`` from ``data`` (a mapping), checking keys and coercing types.
 
-    ``where`` names the source ("recipes/ssv2.yaml: optim") and prefixes every error.
+    ``where`` names the source ("recipes/ssv2.yaml: optim") and prefixes every error; a ``where``
+    ending in ":" (a file) is followed by the bare key path ("recipes/ssv2.yaml: optim.lr").
     """
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise SttoolError(f"{where}: expected a mapping of keys, got {type(data).__name__} {data!r}")
+        raise SttoolError(f"{where.rstrip(':')}: expected a mapping of keys, got {type(data).__name__} {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     for key in data:
         if key not in fields:
-            raise SttoolError(f"{where}: unknown key '{key}'; {closest(str(key), tuple(fields))}")
-    kwargs = {name: _coerce(hints[name], data[name], f"{where}.{name}") for name in fields if name in data}
+            raise SttoolError(f"{where.rstrip(':')}: unknown key '{key}'; {closest(str(key), tuple(fields))}")
+    kwargs = {name: _coerce(hints[name], data[name], join(where, name)) for name in fields if name in data}
     obj = cls(**kwargs)
     check = getattr(obj, "check", None)
     if callable(check):
-        check(where)
+        check(where.rstrip(":"))
     return obj
+
+
+def join(where: str, key: str) -> str:
+    """The place of ``key`` inside ``where``: "file.yaml: model.keep_rate" or "model.keep_rate"."""
+    return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
@@ -82,7 +88,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, Mapping):
             raise SttoolError(f"{where}: expected a mapping, got {value!r}")
-        return {str(k): _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): _coerce(args[1], v, join(where, str(k))) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return bind(tp, value, where)
     if tp is bool:

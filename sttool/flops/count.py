@@ -27,6 +27,12 @@ class FlopCount:
     per_block: list[int] = field(default_factory=list)  # multiply-adds of each block
     before_blocks: int = 0  # embedding
     after_blocks: int = 0  # final norm and head
+    exit_blocks: list[int] = field(default_factory=list)  # 0-based blocks followed by an early exit
+    exit_costs: list[int] = field(default_factory=list)  # multiply-adds of each early exit (not in ``total``)
+    include_norms: bool = True  # False: matrix products only, as operator-level counters see them
+
+    def norm(self, layer: nn.Module, tokens: int, dim: int) -> int:
+        return norm_macs(layer, tokens, dim) if self.include_norms else 0
 
     def add(self, part: str, macs: int) -> int:
         self.by_part[part] = self.by_part.get(part, 0) + macs
@@ -39,6 +45,16 @@ class FlopCount:
     @property
     def gflops(self) -> float:
         return self.total / 1e9
+
+    def cost_to_exit(self) -> list[int]:
+        """Cumulative multiply-adds of a sample leaving at each exit, the final head last.
+
+        Every exit reached on the way is evaluated, so its cost counts for every later exit too.
+        """
+        costs = []
+        for k, block in enumerate(self.exit_blocks):
+            costs.append(self.before_blocks + sum(self.per_block[: block + 1]) + sum(self.exit_costs[: k + 1]))
+        return [*costs, self.total + sum(self.exit_costs)]
 
     @property
     def tokens_per_stage(self) -> list[int]:
@@ -73,9 +89,9 @@ def _history_length(kind: str, index: int, stage_closers: set[int]) -> int:
     return 0
 
 
-def count_flops(model: nn.Module, num_patches: int | None = None) -> FlopCount:
+def count_flops(model: nn.Module, num_patches: int | None = None, include_norms: bool = True) -> FlopCount:
     """Multiply-adds of ``model`` (a timm ViT, patched by sttool or not) for one input."""
-    count = FlopCount()
+    count = FlopCount(include_norms=include_norms)
     dim = model.embed_dim
     proj = model.patch_embed.proj
     patches = num_patches if num_patches is not None else model.patch_embed.num_patches
@@ -98,9 +114,16 @@ def count_flops(model: nn.Module, num_patches: int | None = None) -> FlopCount:
         macs += _post_selection_macs(count, block, tokens, dim)
         count.tokens_out.append(tokens)
         count.per_block.append(macs)
-    after = count.add("norm", norm_macs(model.norm, tokens, dim))
-    after += count.add("head", norm_macs(model.fc_norm, 1, dim) + norm_macs(getattr(model, "head_norm", nn.Identity()), 1, dim))
+    after = count.add("norm", count.norm(model.norm, tokens, dim))
+    after += count.add("head", count.norm(model.fc_norm, 1, dim) + count.norm(getattr(model, "head_norm", nn.Identity()), 1, dim))
     count.after_blocks = after + count.add("head", linear_macs(model.head, 1))
+    exits = getattr(model, "exits", None)
+    if exits is not None:
+        count.exit_blocks = list(exits.blocks)
+        shared = linear_macs(exits.shared, 1)
+        count.exit_costs = [
+            count.norm(h.norm, 1, dim) + shared + count.norm(h.head_norm, 1, dim) + linear_macs(h.head, 1) for h in exits.heads
+        ]
     return count
 
 
@@ -108,9 +131,9 @@ def _block_macs(count: FlopCount, block: nn.Module, tokens: int, dim: int, histo
     """Multiply-adds of a block up to and including its token selection, on ``tokens`` tokens."""
     attn = block.attn
     attn_dim = attn.qkv.out_features // 3
-    macs = count.add("norm", norm_macs(block.norm1, tokens, dim))
+    macs = count.add("norm", count.norm(block.norm1, tokens, dim))
     macs += count.add("attention", linear_macs(attn.qkv, tokens) + 2 * tokens * tokens * attn_dim)
-    macs += count.add("attention", norm_macs(getattr(attn, "norm", nn.Identity()), tokens, attn_dim))
+    macs += count.add("attention", count.norm(getattr(attn, "norm", nn.Identity()), tokens, attn_dim))
     macs += count.add("attention", linear_macs(attn.proj, tokens))
     lora = getattr(block, "lora", None)
     if lora is not None:
@@ -126,9 +149,9 @@ def _block_macs(count: FlopCount, block: nn.Module, tokens: int, dim: int, histo
 
 def _post_selection_macs(count: FlopCount, block: nn.Module, tokens: int, dim: int) -> int:
     """Multiply-adds of the MLP and the adapter beside it, on the kept ``tokens``."""
-    macs = count.add("norm", norm_macs(block.norm2, tokens, dim))
+    macs = count.add("norm", count.norm(block.norm2, tokens, dim))
     mlp_norm = getattr(block.mlp, "norm", nn.Identity())
-    macs += count.add("mlp", linear_macs(block.mlp, tokens) + norm_macs(mlp_norm, tokens, getattr(mlp_norm, "normalized_shape", (0,))[0]))
+    macs += count.add("mlp", linear_macs(block.mlp, tokens) + count.norm(mlp_norm, tokens, getattr(mlp_norm, "normalized_shape", (0,))[0]))
     adapter = getattr(block, "adapter", None)
     if adapter is not None:
         macs += count.add("adapters", linear_macs(adapter, tokens))

@@ -17,11 +17,14 @@ from sttool.models.adaptformer import ParallelAdapter
 from sttool.models.block import SparseBlock
 from sttool.models.config import ModelConfig
 from sttool.models.dense_adapter import DenseAdapter
+from sttool.models.exits import Exits
 from sttool.models.lora import LoRAQV
 from sttool.models.stage_adapter import StageAdapter, stage_ends
 from sttool.models.video import make_video_model
 from sttool.models.vit import SparseViT
 from sttool.models.weights import HOW_TO_GIVE_WEIGHTS, load_local_weights
+
+DEFAULT_CLASSES = 1000  # the head's size when neither the recipe nor the backbone says
 
 
 def _check_patchable(model: nn.Module) -> None:
@@ -65,11 +68,13 @@ def patch_model(model: VisionTransformer, config: ModelConfig | None = None, **o
     backbone is frozen except what the method trains; timm's state_dict keys are unchanged.
     """
     _check_patchable(model)
-    base = config if config is not None else ModelConfig(num_classes=model.num_classes or ModelConfig.num_classes)
     try:
-        config = replace(base, **options).resolved()
+        config = replace(config or ModelConfig(), **options)
     except TypeError as err:
         raise SttoolError(f"patch_model: {err}") from None
+    if config.num_classes is None:
+        config = replace(config, num_classes=model.num_classes or DEFAULT_CLASSES)
+    config = config.resolved()
     depth = len(model.blocks)
     config.check_depth(depth)
     prune_blocks = sorted(layer - 1 for layer in config.keep_layers)
@@ -91,6 +96,9 @@ def patch_model(model: VisionTransformer, config: ModelConfig | None = None, **o
     model.head_norm = nn.BatchNorm1d(dim, affine=False, eps=1e-6) if config.head == "bn_linear" else nn.Identity()
     if config.num_frames is not None:
         make_video_model(model, config.num_frames, config.tubelet)
+    if config.exit_layers:
+        model.exits = Exits(dim, [layer - 1 for layer in config.exit_layers], config.exit_bottleneck,
+                            config.num_classes, config.head == "bn_linear", config.exit_pool)
     _set_trainable(model, config.spec.trains)
     return model
 
@@ -100,7 +108,7 @@ def _set_trainable(model: SparseViT, trains: str) -> None:
         param.requires_grad = trains == "all"
     if trains == "all":
         return
-    trained: list[nn.Module] = [model.head]
+    trained: list[nn.Module] = [model.head, getattr(model, "exits", nn.Identity())]
     if trains == "adapters":
         for block in model.blocks:
             trained += [m for m in (block.adapter, block.lora) if m is not None]
@@ -121,7 +129,7 @@ def create_backbone(config: ModelConfig) -> VisionTransformer:
     """The timm ViT named by ``config.backbone``, with its weights (hub, local file, or none)."""
     import timm
 
-    kwargs: dict[str, Any] = {"num_classes": config.num_classes, "drop_path_rate": config.drop_path}
+    kwargs: dict[str, Any] = {"num_classes": config.num_classes or DEFAULT_CLASSES, "drop_path_rate": config.drop_path}
     if config.img_size is not None:
         kwargs["img_size"] = config.img_size
     source = config.weights

@@ -58,7 +58,7 @@ class ModelConfig:
     backbone: str = PAPER_BACKBONE
     weights: str | None = None  # None: random init; "hub": timm's pretrained weights; else a local file
     method: str = "sparse_tuning"
-    num_classes: int = 1000
+    num_classes: int | None = None  # None: from the data (recipes) or the backbone's own head (patching)
     img_size: int | None = None  # None: the backbone's own
     num_frames: int | None = None  # video: frames per clip (None: the model takes images)
     tubelet: int = 1  # video: frames per space-time patch
@@ -72,6 +72,9 @@ class ModelConfig:
     lora_alpha: float | None = None
     head: Literal["bn_linear", "linear"] = "bn_linear"
     drop_path: float = 0.0
+    exit_layers: list[int] = field(default_factory=list)  # 1-based blocks followed by an early exit
+    exit_bottleneck: int = 32  # bottleneck of the shared exit adapter
+    exit_pool: Literal["token", "mean"] = "token"  # what an exit reads: the [CLS] token or the token mean
 
     @property
     def spec(self) -> MethodSpec:
@@ -87,7 +90,7 @@ class ModelConfig:
             raise SttoolError(f"{where}.keep_layers: {self.keep_layers} must count blocks from 1")
         if len(set(self.keep_layers)) != len(self.keep_layers):
             raise SttoolError(f"{where}.keep_layers: {self.keep_layers} repeats a block")
-        for name in ("bottleneck", "lora_rank", "num_classes", "img_size", "num_frames", "tubelet"):
+        for name in ("bottleneck", "lora_rank", "num_classes", "img_size", "num_frames", "tubelet", "exit_bottleneck"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SttoolError(f"{where}.{name}: {value} must be a positive integer")
@@ -99,12 +102,19 @@ class ModelConfig:
             raise SttoolError(f"{where}.adapter_dropout: {self.adapter_dropout} is outside [0, 1)")
 
     def check_depth(self, depth: int, where: str = "model") -> None:
-        """Keep layers must name blocks of the backbone."""
+        """Keep layers must name blocks of the backbone; exits sit before the last block (the final head)."""
         bad = [layer for layer in self.keep_layers if not 1 <= layer <= depth]
         if bad:
             raise SttoolError(
                 f"{where}.keep_layers: {bad} outside the backbone's blocks 1..{depth} (from {self.keep_layers})"
             )
+        bad = [layer for layer in self.exit_layers if not 1 <= layer < depth]
+        if bad:
+            raise SttoolError(
+                f"{where}.exit_layers: {bad} outside blocks 1..{depth - 1}; the final head is always the last exit"
+            )
+        if sorted(set(self.exit_layers)) != list(self.exit_layers):
+            raise SttoolError(f"{where}.exit_layers: {self.exit_layers} must be increasing, without repeats")
 
     def resolved(self) -> ModelConfig:
         """A copy with the method's defaults filled in, so a saved config says exactly what ran."""

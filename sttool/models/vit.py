@@ -62,3 +62,17 @@ class SparseViT(VisionTransformer):
 
     def forward(self, x: Tensor, **_: object) -> Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def forward_exits(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """(features, logits) of every exit for every sample, the final head last (training, anytime)."""
+        exits = self.exits
+        tokens = self.embed(x)
+        state = ForwardState(history=self.initial_history(tokens))
+        outputs = []
+        for index, block in enumerate(self.blocks):
+            tokens = block(tokens, state)
+            if index in exits.blocks:
+                outputs.append(exits(exits.blocks.index(index), tokens, self.num_prefix_tokens))
+        features = self.fc_norm(self.pool_tokens(self.norm(tokens)))  # (B, C)
+        outputs.append((features, self.head(self.head_drop(self.head_norm(features)))))
+        return outputs

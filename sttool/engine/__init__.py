@@ -1,0 +1,5 @@
+"""The fine-tuning and evaluation engine."""
+
+from sttool.engine.trainer import finetune
+
+__all__ = ["finetune"]

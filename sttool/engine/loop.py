@@ -1,0 +1,153 @@
+"""One training epoch: micro-batches, gradient accumulation, the learning-rate schedule, stop requests.
+
+The loop never waits on the device except to show progress: losses and the non-finite flag are kept
+as device tensors and read only when a progress line is due and at the end of the epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sttool.config.recipe import Recipe
+from sttool.engine.distributed import DistContext
+from sttool.engine.evaluate import autocast_for
+from sttool.engine.faults import NonFiniteLoss, StopRequest, out_of_memory_message
+from sttool.engine.mixup import MixupCutmix
+from sttool.engine.progress import TrainingProgress
+from sttool.engine.sampling import EpochBatchSampler, derive_seed
+from sttool.engine.schedule import learning_rate
+from sttool.errors import SttoolError
+
+STOP_CHECK_EVERY = 10  # optimiser steps between stop-request agreements across processes
+
+
+@dataclass
+class StepCounter:
+    """Where the run is: epoch, optimiser step within it, and optimiser steps overall."""
+
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+
+
+@dataclass
+class EpochResult:
+    loss: float
+    steps: int
+    stopped: bool
+    skipped: list
+
+
+class EpochRunner:
+    """Runs training epochs of ``model`` (maybe DDP-wrapped), minimising ``objective(model(x), targets)``."""
+
+    def __init__(self, recipe: Recipe, model: nn.Module, objective: Callable[[Any, torch.Tensor], torch.Tensor],
+                 optimizer: torch.optim.Optimizer, loader: torch.utils.data.DataLoader, sampler: EpochBatchSampler,
+                 device: torch.device, context: DistContext, num_classes: int) -> None:
+        train = recipe.train
+        self.recipe, self.model, self.objective, self.optimizer = recipe, model, objective, optimizer
+        self.loader, self.sampler, self.device, self.context = loader, sampler, device, context
+        self.mixer = MixupCutmix(num_classes, train.label_smoothing, train.mixup, train.cutmix,
+                                 train.mixup_prob, train.mixup_switch_prob)
+        self.steps_per_epoch = sampler.steps()
+        self.total_steps = train.epochs * self.steps_per_epoch
+        self.warmup_steps = round(recipe.optim.warmup_epochs * self.steps_per_epoch)
+        self.peak_lr = recipe.optim.peak_lr(train.batch_size)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and train.precision == "fp16")
+        self.trained = [p for p in model.parameters() if p.requires_grad]
+
+    def run_epoch(self, counter: StepCounter, progress: TrainingProgress, stop: StopRequest) -> EpochResult:
+        """Train from ``counter`` to the end of its epoch (or a stop request); updates ``counter``."""
+        train = self.recipe.train
+        self.model.train()
+        self.sampler.set_epoch(counter.epoch, counter.step)
+        progress.start_epoch(counter.epoch, self.steps_per_epoch, counter.step)
+        loss_sum = torch.zeros((), device=self.device)
+        non_finite = torch.zeros((), dtype=torch.bool, device=self.device)
+        micro, micro_done, skipped, images = 0, 0, [], 0
+        self.optimizer.zero_grad(set_to_none=True)
+        for batch in self.loader:
+            skipped += batch.skipped
+            last_micro = (micro + 1) % train.accum_steps == 0
+            try:
+                loss = self._forward_backward(batch, counter.global_step, micro, last_micro)
+            except torch.OutOfMemoryError:
+                raise SttoolError(out_of_memory_message(batch.inputs.shape[0], train.accum_steps)) from None
+            loss_sum += loss
+            non_finite |= ~torch.isfinite(loss)
+            micro += 1
+            micro_done += 1
+            images += batch.inputs.shape[0] * self.context.world_size
+            if not last_micro:
+                continue
+            lr = self._optimizer_step(counter.global_step)
+            counter.step += 1
+            counter.global_step += 1
+
+            def shown_loss(total=loss_sum, count=micro_done, flag=non_finite) -> float:
+                self._raise_if_non_finite(flag, counter, collective=False)  # shown on the main process only
+                return float(total) / count
+
+            progress.step(counter.step - 1, images, shown_loss, lr)
+            images = 0
+            if self._should_stop(stop, counter):
+                return EpochResult(float(loss_sum) / max(micro_done, 1), counter.step, True, skipped)
+        self._raise_if_non_finite(non_finite, counter, collective=True)
+        return EpochResult(float(loss_sum) / max(micro_done, 1), counter.step, False, skipped)
+
+    def _forward_backward(self, batch, global_step: int, micro: int, last_micro: bool) -> torch.Tensor:
+        """Loss of one micro-batch, back-propagated; gradients are synchronised on the last one."""
+        seed = derive_seed(self.recipe.train.seed, global_step, micro, self.context.rank)
+        torch.manual_seed(seed)  # drop path and dropout, replayed exactly on resume
+        if batch.inputs.shape[0] == 0:  # every sample skipped: keep collectives aligned with a zero loss
+            loss = sum(p.sum() for p in self.trained) * 0.0
+        else:
+            inputs = batch.inputs.to(self.device, non_blocking=True)
+            labels = batch.labels.to(self.device, non_blocking=True)
+            inputs, targets = self.mixer(inputs, labels, np.random.default_rng(seed))
+            sync = nullcontext() if last_micro or not self.context.enabled else self.model.no_sync()
+            with sync, autocast_for(self.device, self.recipe.train.precision):
+                loss = self.objective(self.model(inputs), targets)
+        self.scaler.scale(loss / self.recipe.train.accum_steps).backward()
+        return loss.detach()
+
+    def _optimizer_step(self, global_step: int) -> float:
+        lr = learning_rate(global_step, self.total_steps, self.warmup_steps, self.peak_lr, self.recipe.optim.min_lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if self.recipe.optim.clip_grad is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.trained, self.recipe.optim.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return lr
+
+    def _should_stop(self, stop: StopRequest, counter: StepCounter) -> bool:
+        """Stop mid-epoch? The end of an epoch is left to ``stop_agreed``, after validation."""
+        if counter.step == self.steps_per_epoch or (self.context.enabled and counter.step % STOP_CHECK_EVERY):
+            return False
+        return self.stop_agreed(stop)
+
+    def stop_agreed(self, stop: StopRequest) -> bool:
+        """Whether any process was asked to stop (every process calls this at the same point)."""
+        if not self.context.enabled:
+            return stop.requested
+        flag = torch.tensor([float(stop.requested)], device=self.device)
+        return bool(self.context.all_reduce(flag, op="max").item())
+
+    def _raise_if_non_finite(self, flag: torch.Tensor, counter: StepCounter, collective: bool) -> None:
+        flag = flag.float().reshape(1)
+        if bool((self.context.all_reduce(flag, op="max") if collective else flag).item()):
+            raise NonFiniteLoss(
+                f"the loss became NaN or infinite in epoch {counter.epoch + 1} (by step {counter.step}); stopped "
+                f"without writing a checkpoint, the last good one is kept; lower optim.lr, set optim.clip_grad, "
+                f"or use train.precision=bf16 instead of fp16"
+            )

@@ -1,0 +1,135 @@
+"""Whole runs on CPU: checkpoints, selection on val, exact resume, NaN stop, and 2-process DDP = 1 process."""
+
+import json
+import os
+import signal
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from sttool.config.recipe import bind_recipe
+from sttool.engine import finetune
+from sttool.engine.checkpoint import read_checkpoint
+from sttool.engine.faults import NonFiniteLoss
+from sttool.errors import SttoolError
+from tests.helpers import TemplateImages, tiny_recipe_data
+
+
+def datasets(hook=None):
+    return {"train": TemplateImages(96, hook=hook), "val": TemplateImages(32, seed=1), "test": TemplateImages(48, seed=2)}
+
+
+def recipe(out_dir, **train):
+    return bind_recipe(tiny_recipe_data(out_dir, **train), "test:")
+
+
+def test_run_writes_its_folder_and_chooses_on_val(tmp_path):
+    results = finetune(recipe(tmp_path / "run", mixup=0.8, cutmix=1.0), datasets=datasets())
+    run = tmp_path / "run"
+    for name in ("recipe.yaml", "env.json", "metrics.jsonl", "results.json", "checkpoints/best.safetensors",
+                 "checkpoints/last.safetensors", "plots/curves.png"):
+        assert (run / name).is_file(), name
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["event"] == "train"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3] and all("val" in r for r in epochs)
+    best_epoch = max(epochs, key=lambda r: r["val"]["top1"])["epoch"]  # first best on val, never on test
+    assert results["best"]["epoch"] == best_epoch
+    assert [r["event"] for r in records].count("test") == 1
+    assert results["test"]["top1"] > 50  # 4 classes; learnable in a few steps
+    env = json.loads((run / "env.json").read_text())
+    assert env["torch"] == torch.__version__ and "git_commit" in env
+    state, optim, meta = read_checkpoint(run / "checkpoints" / "best.safetensors")
+    assert not optim and meta["kind"] == "best" and meta["recipe"]["name"] == "tiny"
+    assert all(not k.startswith(("patch_embed", "pos_embed", "cls_token")) and ".mlp." not in k for k in state)
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path):
+    finetune(recipe(tmp_path / "run", epochs=1), datasets=datasets())
+    with pytest.raises(SttoolError, match="already holds a run; continue it with --resume"):
+        finetune(recipe(tmp_path / "run", epochs=1), datasets=datasets())
+
+
+def test_resume_after_sigterm_mid_epoch_reaches_the_same_result(tmp_path):
+    reference = finetune(recipe(tmp_path / "a"), datasets=datasets())
+    fired = []
+
+    def sigterm_once(index):  # a signal arrives while epoch 2 is being read
+        if not fired and len(fired_reads) > 96 + 40:
+            fired.append(index)
+            os.kill(os.getpid(), signal.SIGTERM)
+        fired_reads.append(index)
+
+    fired_reads: list[int] = []
+    interrupted = finetune(recipe(tmp_path / "b"), datasets=datasets(hook=sigterm_once))
+    assert interrupted["status"] == "interrupted" and interrupted["epoch"] == 1 and 0 < interrupted["step"] < 6
+    resumed = finetune(recipe(tmp_path / "b"), resume=True, datasets=datasets())
+    assert resumed["test"] == reference["test"]
+    assert resumed["best"] == reference["best"]
+    a, _, _ = read_checkpoint(tmp_path / "a" / "checkpoints" / "last.safetensors")
+    b, _, _ = read_checkpoint(tmp_path / "b" / "checkpoints" / "last.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_resume_refuses_another_recipe(tmp_path):
+    finetune(recipe(tmp_path / "run", epochs=1), datasets=datasets())
+    changed = bind_recipe({**tiny_recipe_data(tmp_path / "run", epochs=1), "optim": {"lr": 1e-2}}, "test:")
+    with pytest.raises(SttoolError, match="differs from the run's at optim.lr"):
+        finetune(changed, resume=True, datasets=datasets())
+
+
+class PoisonedAfter(TemplateImages):
+    """Returns NaN images once ``reads`` samples have been read (that is, in epoch 2)."""
+
+    reads = 0
+
+    def __getitem__(self, index):
+        PoisonedAfter.reads += 1
+        image, label = super().__getitem__(index)
+        return (image * float("nan") if PoisonedAfter.reads > 96 else image), label
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    PoisonedAfter.reads = 0
+    data = {"train": PoisonedAfter(96), "val": TemplateImages(32, seed=1), "test": TemplateImages(48, seed=2)}
+    with pytest.raises(NonFiniteLoss, match="NaN or infinite in epoch 2"):
+        finetune(recipe(tmp_path / "run"), datasets=data)
+    state, _, meta = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert meta["epoch"] == 1 and all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_class_count_must_match_the_data(tmp_path):
+    data = tiny_recipe_data(tmp_path / "run")
+    data["model"]["num_classes"] = 7
+    with pytest.raises(SttoolError, match="model.num_classes is 7 but the data .* has 4 classes"):
+        finetune(bind_recipe(data, "test:"), datasets=datasets())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    finetune(recipe(out_dir, epochs=2, accum_steps=2), datasets=datasets())
+
+
+@pytest.mark.slow
+def test_two_processes_reach_the_result_of_one(tmp_path):
+    torch.set_num_threads(1)
+    single = finetune(recipe(tmp_path / "one", epochs=2, accum_steps=2), datasets=datasets())
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "two")), nprocs=2, join=True)
+    two = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert two["test"]["top1"] == single["test"]["top1"]
+    assert two["test"]["loss"] == pytest.approx(single["test"]["loss"], rel=1e-4)
+    a, _, _ = read_checkpoint(tmp_path / "one" / "checkpoints" / "last.safetensors")
+    b, _, _ = read_checkpoint(tmp_path / "two" / "checkpoints" / "last.safetensors")
+    assert set(a) == set(b)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
