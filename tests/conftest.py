@@ -23,3 +23,13 @@ def tiny_vit():
 def images() -> torch.Tensor:
     torch.manual_seed(1)
     return torch.randn(4, 3, 32, 32)
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory):
+    """A very small synthetic set (images with masks, and motion videos), made once per test session."""
+    from sttool.data import SyntheticOptions, make_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic")
+    make_synthetic(SyntheticOptions(out=str(root), images_per_class=(6, 2, 2), videos_per_class=(3, 1, 1), num_frames=8))
+    return root

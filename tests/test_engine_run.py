@@ -133,3 +133,14 @@ def test_two_processes_reach_the_result_of_one(tmp_path):
     assert set(a) == set(b)
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
+
+
+def test_gpu_out_of_memory_suggests_accumulation(tmp_path, monkeypatch):
+    from sttool.engine.loop import EpochRunner
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(EpochRunner, "_forward_backward", out_of_memory)
+    with pytest.raises(SttoolError, match="out of memory with 16 samples per process.*train.accum_steps=2"):
+        finetune(recipe(tmp_path / "run"), datasets=datasets())

@@ -44,7 +44,7 @@ def test_multi_exit_loss_by_hand():
     targets = F.one_hot(torch.tensor([0, 1, 0, 1]), 2).float()
     outputs = [(torch.randn(4, 8), torch.randn(4, 2)) for _ in range(3)]
     plain = MultiExitLoss(ExitsConfig(loss_weights=[1, 1, 2]), 3)(outputs, targets)
-    expected = sum(w * F.cross_entropy(z, targets.argmax(1)) for w, (_, z) in zip([0.25, 0.25, 0.5], outputs))
+    expected = sum(w * F.cross_entropy(z, targets.argmax(1)) for w, (_, z) in zip([0.25, 0.25, 0.5], outputs, strict=True))
     torch.testing.assert_close(plain, expected)
     graph = MultiExitLoss(ExitsConfig(graph="labels", graph_weight=0.5), 3)(outputs, targets)
     same_class = targets @ targets.T

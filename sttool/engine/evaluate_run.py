@@ -16,7 +16,7 @@ from sttool.engine.evaluate import evaluate
 from sttool.engine.run_dir import BEST, LAST
 from sttool.errors import SttoolError
 from sttool.flops import count_flops
-from sttool.models.build import build_model, count_parameters
+from sttool.models.build import count_parameters
 from sttool.models.vit import SparseViT
 from sttool.profiling.throughput import compare_throughput
 
@@ -38,9 +38,9 @@ def load_checkpoint_model(target: Path, device: torch.device | None = None) -> t
     path = find_checkpoint(target)
     state, _, meta = read_checkpoint(path)
     recipe = bind_recipe(meta["recipe"], f"{path} (recipe):")
-    model = build_model(config=recipe.model)
+    model = setup.create_model(recipe, device or torch.device("cpu"))
     load_trained_state(model, state, str(path))
-    return model.to(device or "cpu").eval(), recipe, path
+    return model.eval(), recipe, path
 
 
 def evaluate_checkpoint(target: Path, split: str = "test", batch_size: int | None = None, device: str = "auto",

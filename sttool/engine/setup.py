@@ -67,6 +67,9 @@ def resolve_classes(recipe: Recipe, datasets: dict[str, Dataset | None]) -> Reci
 
 
 def create_model(recipe: Recipe, device: torch.device) -> SparseViT:
+    """The recipe's model; seeded, so a backbone with ``weights: none`` is the same random one every time
+    (checkpoints hold only trained tensors, so evaluation rebuilds the frozen part from the recipe)."""
+    torch.manual_seed(recipe.train.seed)
     model = build_model(config=recipe.model)
     if recipe.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
