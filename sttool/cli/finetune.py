@@ -1,8 +1,7 @@
-"""``sttool finetune`` and ``sttool evaluate``: parse arguments, call the engine, print the results."""
+"""``sttool finetune``: parse the recipe and overrides, call the engine, print the results."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,54 +52,3 @@ def _print_results(run_dir: Path, results: dict[str, Any]) -> None:
     table.add_row("GFLOPs", f"{results['gflops']:.3f}")
     table.add_row("trainable parameters", f"{results['params']['trainable'] / 1e6:.3f} M")
     console.print(table)
-
-
-def evaluate(
-    target: Annotated[Path, typer.Argument(help="A run folder (its best checkpoint) or a checkpoint file.")],
-    split: Annotated[str, typer.Option(help="Split to evaluate: test, val or train.")] = "test",
-    batch_size: Annotated[int | None, typer.Option(help="Evaluation batch size (default: the recipe's).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    throughput: Annotated[bool, typer.Option("--throughput/--no-throughput", help="Measure images/s.")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
-) -> None:
-    """Evaluate a trained model: top-1, top-5, per-class accuracy, GFLOPs and throughput."""
-    from sttool.errors import SttoolError
-
-    if split not in ("train", "val", "test"):
-        raise SttoolError(f"--split: '{split}' is not a split; valid: train, val, test")
-    if device not in ("auto", "cpu", "cuda"):
-        raise SttoolError(f"--device: '{device}' is not valid; valid: auto, cpu, cuda")
-    from sttool.engine.evaluate_run import evaluate_checkpoint
-
-    report = evaluate_checkpoint(target, split, batch_size, device, throughput)
-    if as_json:
-        typer.echo(json.dumps(report, indent=2))
-        return
-    _print_evaluation(report)
-
-
-def _print_evaluation(report: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{report['checkpoint']} on {report['split']} ({report['num_samples']} samples)")
-    table.add_column("")
-    table.add_column("value", justify="right")
-    table.add_row("top-1", f"{report['top1']:.2f}%")
-    table.add_row("top-5", f"{report['top5']:.2f}%")
-    table.add_row("loss", f"{report['loss']:.4f}")
-    if report["views"] > 1:
-        table.add_row("views per clip", str(report["views"]))
-    table.add_row("GFLOPs per sample", f"{report['gflops']:.3f}")
-    table.add_row("tokens per stage", " > ".join(map(str, report["tokens_per_stage"])))
-    if "throughput" in report:
-        speed = report["throughput"]
-        table.add_row("throughput", f"{speed['images_per_s']:.1f}/s ({speed['device']}, batch {speed['batch_size']}, {speed['dtype']})")
-    if report["skipped"]:
-        table.add_row("skipped bad samples", str(report["skipped"]))
-    console.print(table)
-    classes = Table(title="per-class top-1")
-    classes.add_column("class")
-    classes.add_column("top-1", justify="right")
-    for name, value in zip(report["class_names"], report["per_class"], strict=True):
-        classes.add_row(name, "-" if value is None else f"{value:.2f}%")
-    console.print(classes)

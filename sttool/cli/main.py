@@ -9,7 +9,8 @@ import typer
 
 from sttool import __version__
 from sttool.cli.common import app_command, fail
-from sttool.cli.finetune import evaluate, finetune
+from sttool.cli.evaluate import evaluate
+from sttool.cli.finetune import finetune
 from sttool.cli.profile import profile
 
 app = typer.Typer(

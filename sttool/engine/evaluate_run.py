@@ -13,11 +13,13 @@ from sttool.engine import setup
 from sttool.engine.checkpoint import load_trained_state, read_checkpoint
 from sttool.engine.distributed import DistContext, resolve_device
 from sttool.engine.evaluate import evaluate
+from sttool.engine.exits_run import measure_early_exit, read_exits
 from sttool.engine.run_dir import BEST, LAST
 from sttool.errors import SttoolError
 from sttool.flops import count_flops
 from sttool.models.build import count_parameters
 from sttool.models.vit import SparseViT
+from sttool.profiling.gflops import gflops_report
 from sttool.profiling.throughput import compare_throughput
 
 
@@ -60,12 +62,20 @@ def evaluate_checkpoint(target: Path, split: str = "test", batch_size: int | Non
     metrics = evaluate(model, loader, torch_device, recipe.train.precision, recipe.model.num_classes, context, sample_ndim)
     flops = count_flops(model)
     views = recipe.data.test_clips * recipe.data.test_crops if recipe.model.num_frames else 1
+    dense_gflops = gflops_report(recipe.model)["dense_gflops"]
     report: dict[str, Any] = {
-        "checkpoint": str(path), "split": split, "dataset": recipe.data.dataset, "method": recipe.model.method,
+        "run": recipe.name, "checkpoint": str(path), "split": split, "dataset": recipe.data.dataset,
+        "method": recipe.model.method, "gflops_ratio": flops.gflops / dense_gflops, "dense_gflops": dense_gflops,
         **metrics, "class_names": list(dataset.class_names), "views": views,
         "gflops_per_view": flops.gflops, "gflops": flops.gflops * views,
         "tokens_per_stage": flops.tokens_per_stage, "params": count_parameters(model),
     }
+    exits = read_exits(path.parent.parent) if getattr(model, "exits", None) is not None else None
+    if exits is not None:
+        point = exits.get("operating_point")
+        if point is not None:
+            exits["measured"] = measure_early_exit(model, loader, point["thresholds"], torch_device, sample_ndim)
+        report["exits"] = exits
     if throughput:
         shape = (3, recipe.model.num_frames, *model.patch_embed.img_size) if recipe.model.num_frames else (3, *model.patch_embed.img_size)
         eval_batch = recipe.train.eval_batch_size or recipe.train.batch_size
