@@ -9,6 +9,7 @@ import typer
 
 from sttool import __version__
 from sttool.cli.common import app_command, fail
+from sttool.cli.prepare import prepare_app
 from sttool.cli.profile import profile
 
 app = typer.Typer(
@@ -43,7 +44,7 @@ def _pending(name: str, issue: str) -> None:
     app.command(name=name)(command)
 
 
-_pending("prepare", "the data issue")
+app.add_typer(prepare_app, name="prepare")
 _pending("finetune", "the engine issue")
 _pending("evaluate", "the engine issue")
 app_command(app, profile)

@@ -7,10 +7,10 @@ falls back to PyAV where decord is missing or fails on a file. Every failure is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -117,8 +117,6 @@ class PyAVVideo:
     backend: str = "pyav"
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
-        import av
-
         wanted = [int(i) for i in indices]
         if not wanted:
             return np.empty((0, self.height, self.width, 3), np.uint8)
@@ -127,17 +125,12 @@ class PyAVVideo:
         needed, last = set(wanted), max(wanted)
         picked: dict[int, np.ndarray] = {}
         count, tail = 0, None
-        try:
-            with av.open(self.path) as container:
-                for count, frame in enumerate(container.decode(video=0), start=1):
-                    tail = frame
-                    if count - 1 in needed:
-                        picked[count - 1] = frame.to_ndarray(format="rgb24")
-                    if count > last:
-                        break
-        except (av.FFmpegError, OSError) as err:
-            if count == 0:
-                raise VideoError(f"cannot decode: {_reason(err)}") from None
+        for count, frame in enumerate(decode_frames(self.path), start=1):
+            tail = frame
+            if count - 1 in needed:
+                picked[count - 1] = frame.to_ndarray(format="rgb24")
+            if count > last:
+                break
         if tail is None:
             raise VideoError("no decodable frames")
         if last >= count:  # the container over-reported its length: clamp to the last real frame
@@ -149,19 +142,35 @@ class PyAVVideo:
             raise VideoError(f"frames differ in size: {err}") from None
 
 
-def count_decodable(path: str) -> int:
-    """Frames that actually decode, counted sequentially (no colour conversion): the honest length."""
+def decode_frames(path: str) -> Iterator[Any]:
+    """PyAV frames of the first video stream in order. A damaged packet is skipped, as players do; a
+    read error ends the stream (a truncated file yields the frames before the cut)."""
     import av
 
-    count = 0
     try:
-        with av.open(path) as container:
-            for _ in container.decode(video=0):
-                count += 1
+        container = av.open(path)
     except (av.FFmpegError, OSError) as err:
-        if count == 0:
-            raise VideoError(f"cannot decode: {_reason(err)}") from None
-    return count
+        raise VideoError(f"cannot open: {_reason(err)}") from None
+    with container:
+        packets = container.demux(video=0)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except (av.FFmpegError, OSError):
+                packet = None  # the file ends early: flush what the decoder holds
+            try:
+                yield from (packet or container.streams.video[0]).decode()
+            except av.FFmpegError:
+                continue
+            if packet is None:
+                return
+
+
+def count_decodable(path: str) -> int:
+    """Frames that actually decode, counted sequentially (no colour conversion): the honest length."""
+    return sum(1 for _ in decode_frames(path))
 
 
 class PyAVBackend:

@@ -142,17 +142,21 @@ class GuardedBackend:
 
     inner: str
     timeout: float
+    process: DecodeProcess | None = None  # None: this process's and thread's own worker
 
     @property
     def name(self) -> str:
         return f"{self.inner}, bounded to {self.timeout:g} s"
 
+    def _worker(self) -> DecodeProcess:
+        return self.process if self.process is not None else decode_process()
+
     def open(self, path: str) -> RemoteVideo:
-        header, _ = decode_process().request({"op": "open", "path": path, "backend": self.inner}, self.timeout)
+        header, _ = self._worker().request({"op": "open", "path": path, "backend": self.inner}, self.timeout)
         fields = ("num_frames", "fps", "width", "height", "codec", "backend")
         return RemoteVideo(path, *(header[name] for name in fields), inner=self.inner, timeout=self.timeout)
 
     def probe(self, path: str) -> dict[str, Any]:
         """``probe.probe`` in the worker: decodable frame count, fps, size; raises VideoError."""
-        header, _ = decode_process().request({"op": "probe", "path": path, "backend": self.inner}, self.timeout)
+        header, _ = self._worker().request({"op": "probe", "path": path, "backend": self.inner}, self.timeout)
         return {k: v for k, v in header.items() if k not in ("ok", "nbytes")}
