@@ -39,7 +39,7 @@ def probe_videos(paths: Sequence[str], backend: str, timeout: float, workers: in
         idle.put(process)
 
     def check(path: str) -> Outcome:
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             return "missing", "file not found"
         process = idle.get()
         try:
