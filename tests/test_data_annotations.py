@@ -128,6 +128,9 @@ def test_video_list_errors_name_file_and_line(tmp_path):
     dataset = build_dataset(config, "train", spec(16, num_frames=4), train=True)
     with pytest.raises(SttoolError, match=r"train\.txt line 2: .*a\.avi\.part: cannot open"):
         dataset[1]
+    skipping = build_dataset(_config("video_list", tmp_path, num_classes=2, on_bad_sample="skip"), "train", spec(16, num_frames=4), train=True)
+    skipped = skipping[1]
+    assert isinstance(skipped, SkippedSample) and skipped.line == 2 and skipped.reason.startswith("cannot open")
     (tmp_path / "train.txt").write_text("a.avi 0\na.avi 5\n")
     with pytest.raises(SttoolError, match=r"train\.txt line 2: .*label 5 is outside 0\.\.1 \(2 classes from data.num_classes\)"):
         build_dataset(config, "train", spec(16, num_frames=4), train=True)

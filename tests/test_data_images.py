@@ -1,6 +1,8 @@
 """Image reading and ImageFolder / list datasets: modes, bad files in error and skip modes, transforms."""
 
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +126,27 @@ def test_paper_augmentation_is_random_but_seeded(tmp_path):
     again = [dataset[0][0] for _ in range(3)]
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     assert not torch.equal(first[0], first[1])
+
+
+@pytest.mark.parametrize("dataset", ["cifar100", "svhn", "food101"])
+def test_torchvision_sets_need_a_local_copy_or_download(tmp_path, dataset):
+    config = bind(DataConfig, {"dataset": dataset, "root": str(tmp_path / "absent")}, "test")
+    with pytest.raises(SttoolError, match=rf"{dataset} not found or incomplete under .*absent \(expected .*\); set data.download=true"):
+        build_dataset(config, "train", spec(8), train=True)
+    assert not (tmp_path / "absent").exists() or not any((tmp_path / "absent").iterdir())  # nothing downloaded
+
+
+def test_food101_from_a_local_tree_with_the_usual_bad_sample_handling(tmp_path):
+    meta = tmp_path / "food-101" / "meta"
+    meta.mkdir(parents=True)
+    (meta / "train.json").write_text(json.dumps({"bibimbap": ["bibimbap/3"], "apple_pie": ["apple_pie/1", "apple_pie/2"]}))
+    save_image(tmp_path / "food-101" / "images" / "apple_pie" / "1.jpg")
+    save_image(tmp_path / "food-101" / "images" / "bibimbap" / "3.jpg")
+    config = bind(DataConfig, {"dataset": "food101", "root": str(tmp_path), "val_from_train": 0.5, "on_bad_sample": "skip"}, "test")
+    train = build_dataset(config, "train", spec(8), train=True)
+    assert train.class_names == ["apple_pie", "bibimbap"]
+    assert sorted(label for _, label in train.samples) == [0, 1]  # one apple pie went to val
+    val = build_dataset(config, "val", spec(8), train=False)
+    assert len(val) == 1 and Path(val.samples[0][0]).parent.name == "apple_pie"
+    reads = [train[i] for i in range(len(train))] + [val[0]]
+    assert sum(isinstance(item, SkippedSample) for item in reads) == 1  # 2.jpg is listed but absent

@@ -163,6 +163,8 @@ def k400_split_entries(path: Path, classes: list[str], videos: dict[str, str], f
     index_of = {name: i for i, name in enumerate(classes)}
     entries = []
     for row in k400_rows(path):
+        if not row.label:
+            raise SttoolError(f"{path} line {row.line}: no label (the Kinetics test CSV is unlabelled)")
         if row.label not in index_of:
             raise SttoolError(f"{path} line {row.line}: label {row.label!r} is not a train label; {closest(str(row.label), tuple(classes))}")
         found = videos.get(row.clip_name) or videos.get(row.youtube_id)
