@@ -111,7 +111,8 @@ def vtab(
         console.print(f"[yellow]list:[/] {problem}", highlight=False, soft_wrap=True)
     _show_bad([describe(item) for item in report.bad])
     if not report.ok:
-        console.print(f"{len(report.bad)} bad files, {len(report.problems)} list problems", highlight=False)
+        files = len({item.path for item in report.bad})
+        console.print(f"{len(report.bad)} bad lines ({files} distinct files), {len(report.problems)} list problems", highlight=False)
         raise typer.Exit(EXIT_BAD_FILES)
     console.print("all listed images exist, decode and have labels in range", highlight=False)
 

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
 from sttool.data.progress import Advance
-from sttool.data.video.backends import VideoError
 from sttool.data.video.guarded import DecodeProcess, DecodeTimeout, GuardedBackend
+from sttool.data.video.protocol import VideoError
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sttool.data.video.backends import VideoError
+from sttool.data.video.protocol import VideoError
 
 STARTUP_TIMEOUT_S = 60.0
 

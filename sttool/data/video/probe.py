@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sttool.data.video.backends import VideoBackend, count_decodable
+from sttool.data.video.protocol import VideoBackend
+from sttool.data.video.pyav_backend import count_decodable
 
 
 def probe(backend: VideoBackend, path: str) -> dict[str, Any]:
