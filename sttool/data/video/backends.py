@@ -21,7 +21,7 @@ class AutoVideo:
 
     primary: VideoHandle
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str):  # path, num_frames, fps, ...: those of the handle that opened the file
         if name == "primary" or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.primary, name)
@@ -37,7 +37,7 @@ class AutoVideo:
 
 
 class AutoBackend:
-    name = "auto"
+    """decord where it works, PyAV otherwise: the default, since decord is fast but not installable everywhere."""
 
     def open(self, path: str) -> VideoHandle:
         info = stream_info(path)  # a file PyAV cannot even open is bad for both backends

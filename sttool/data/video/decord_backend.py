@@ -40,8 +40,15 @@ def load_decord() -> ModuleType:
     return decord
 
 
+def _first_line(err: Exception) -> str:
+    """decord's messages carry a native stack trace after the first line."""
+    return (str(err).splitlines() or [type(err).__name__])[0]
+
+
 @dataclass
 class DecordVideo:
+    """An open ``decord.VideoReader`` with the stream facts PyAV read beforehand."""
+
     path: str
     reader: object  # decord.VideoReader
     num_frames: int
@@ -57,11 +64,11 @@ class DecordVideo:
             self.reader.seek(0)  # as VideoMAE: start each batch from a known position
             return self.reader.get_batch([int(i) for i in indices]).asnumpy()  # (T, H, W, 3)
         except (RuntimeError, IndexError, decord.DECORDError) as err:
-            raise VideoError(f"decord cannot decode frames {list(indices)}: {err}") from None
+            raise VideoError(f"decord cannot decode frames {list(indices)}: {_first_line(err)}") from None
 
 
 class DecordBackend:
-    name = "decord"
+    """decord's random access, except for streams where it returns wrong frames (read with PyAV)."""
 
     def open(self, path: str) -> PyAVVideo | DecordVideo:
         return self.open_stream(path, stream_info(path))
@@ -77,4 +84,4 @@ class DecordBackend:
             reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
             return DecordVideo(path, reader, len(reader), float(reader.get_avg_fps()), info.width, info.height, info.codec)
         except (RuntimeError, decord.DECORDError) as err:
-            raise VideoError(f"decord cannot open: {err}") from None
+            raise VideoError(f"decord cannot open: {_first_line(err)}") from None

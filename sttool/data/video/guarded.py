@@ -70,8 +70,12 @@ class DecodeProcess:
             env=env,
         )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        size = struct.unpack("<I", self._read(4, deadline, STARTUP_TIMEOUT_S))[0]
-        self._read(size, deadline, STARTUP_TIMEOUT_S)  # the "ready" message
+        try:
+            size = struct.unpack("<I", self._read(4, deadline, STARTUP_TIMEOUT_S))[0]
+            self._read(size, deadline, STARTUP_TIMEOUT_S)  # the "ready" message
+        except VideoError as err:
+            raise VideoError(f"the decode worker (python -m sttool.data.video.worker) did not start: {err}") from None
+        assert self._proc is not None
         return self._proc
 
     def _read(self, size: int, deadline: float, timeout: float) -> bytes:
@@ -143,10 +147,6 @@ class GuardedBackend:
     inner: str
     timeout: float
     process: DecodeProcess | None = None  # None: this process's and thread's own worker
-
-    @property
-    def name(self) -> str:
-        return f"{self.inner}, bounded to {self.timeout:g} s"
 
     def _worker(self) -> DecodeProcess:
         return self.process if self.process is not None else decode_process()

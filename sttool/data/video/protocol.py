@@ -29,6 +29,6 @@ class VideoHandle(Protocol):
 
 
 class VideoBackend(Protocol):
-    name: str
+    """Opens videos; the handle says which decoder actually reads the file (``backend``)."""
 
     def open(self, path: str) -> VideoHandle: ...

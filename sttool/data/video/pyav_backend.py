@@ -129,7 +129,7 @@ def count_decodable(path: str) -> int:
 
 
 class PyAVBackend:
-    name = "pyav"
+    """Sequential and frame-exact: the reference reader, and the fallback where decord is wrong or fails."""
 
     def open(self, path: str) -> PyAVVideo:
         info = stream_info(path)
@@ -137,6 +137,8 @@ class PyAVBackend:
 
 
 def pyav_video(path: str, info: StreamInfo, backend: str) -> PyAVVideo:
+    """A PyAV handle for a probed stream: frames as the container counts them, else duration x fps,
+    else counted by decoding (Matroska/WebM may store neither)."""
     frames = info.frames
     if frames <= 0 and info.duration and info.fps:
         frames = round(info.duration * info.fps)
