@@ -11,6 +11,7 @@ from sttool import __version__
 from sttool.cli.common import app_command, fail
 from sttool.cli.evaluate import evaluate
 from sttool.cli.finetune import finetune
+from sttool.cli.prepare import prepare_app
 from sttool.cli.profile import profile
 
 app = typer.Typer(
@@ -45,7 +46,7 @@ def _pending(name: str, issue: str) -> None:
     app.command(name=name)(command)
 
 
-_pending("prepare", "the data issue")
+app.add_typer(prepare_app, name="prepare")
 app_command(app, finetune, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 app_command(app, evaluate)
 app_command(app, profile)

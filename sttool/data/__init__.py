@@ -30,8 +30,8 @@ _LAZY = {
     "make_synthetic": "sttool.data.synthetic",
     "mask_path": "sttool.data.synthetic",
     "load_mask": "sttool.data.synthetic",
-    "VideoBackend": "sttool.data.video.backends",
-    "VideoError": "sttool.data.video.backends",
+    "VideoBackend": "sttool.data.video.protocol",
+    "VideoError": "sttool.data.video.protocol",
     "make_backend": "sttool.data.video.backends",
     "sample_frames": "sttool.data.video.sampling",
 }

@@ -82,15 +82,20 @@ def locate_ssv2_videos(root: Path, video_dir: str | None, ids: list[str]) -> tup
     raise SttoolError(f"no SSv2 video found for ids {', '.join(ids[:3])}... in {', '.join(map(str, folders))} (.webm or .mp4); set data.video_dir")
 
 
-def ssv2_entries(root: Path, split: str, video_dir: str | None) -> tuple[list[ListEntry], list[str]]:
-    """Entries of SSv2 split ``split`` (train, validation) and the class names in label order."""
-    labels_path = find_annotation(root, ["something-something-v2-labels.json", "labels.json"], "SSv2 labels JSON")
+def ssv2_split_entries(split_path: Path, labels_path: Path, video_root: Path, video_dir: str | None) -> tuple[list[ListEntry], list[str]]:
+    """Entries of one SSv2 split JSON and the class names in label order."""
     labels = ssv2_labels(labels_path)
-    split_path = find_annotation(root, [f"something-something-v2-{split}.json", f"{split}.json"], f"SSv2 '{split}' JSON")
     records = ssv2_records(split_path, labels, labels_path)
-    folder, suffix = locate_ssv2_videos(root, video_dir, [vid for vid, _, _ in records])
+    folder, suffix = locate_ssv2_videos(video_root, video_dir, [vid for vid, _, _ in records])
     entries = [ListEntry(str(folder / f"{vid}{suffix}"), label, where) for vid, label, where in records]
     return entries, sorted(labels, key=labels.__getitem__)
+
+
+def ssv2_entries(root: Path, split: str, video_dir: str | None) -> tuple[list[ListEntry], list[str]]:
+    """Entries of SSv2 split ``split`` (train, validation) found under ``root``, and the class names."""
+    labels_path = find_annotation(root, ["something-something-v2-labels.json", "labels.json"], "SSv2 labels JSON")
+    split_path = find_annotation(root, [f"something-something-v2-{split}.json", f"{split}.json"], f"SSv2 '{split}' JSON")
+    return ssv2_split_entries(split_path, labels_path, root, video_dir)
 
 
 @dataclass(frozen=True)
@@ -152,20 +157,25 @@ def video_index(folder: Path) -> dict[str, str]:
     return index
 
 
-def k400_entries(root: Path, split: str, video_dir: str | None) -> tuple[list[ListEntry], list[str]]:
-    """Entries of K400 split ``split`` and the classes; a clip not on disk keeps its expected path
-    (it becomes a bad sample, named with its CSV line, when read)."""
-    train_path = k400_csv(root, "train")
-    classes = k400_classes(k400_rows(train_path), train_path)
-    path = k400_csv(root, split)
+def k400_split_entries(path: Path, classes: list[str], videos: dict[str, str], folder: Path, split: str) -> list[ListEntry]:
+    """Entries of one K400 CSV; a clip not on disk keeps its expected path (it becomes a bad sample,
+    named with its CSV line, when read)."""
     index_of = {name: i for i, name in enumerate(classes)}
-    folder = root / video_dir if video_dir else root
-    videos = video_index(folder)
     entries = []
     for row in k400_rows(path):
+        if not row.label:
+            raise SttoolError(f"{path} line {row.line}: no label (the Kinetics test CSV is unlabelled)")
         if row.label not in index_of:
             raise SttoolError(f"{path} line {row.line}: label {row.label!r} is not a train label; {closest(str(row.label), tuple(classes))}")
         found = videos.get(row.clip_name) or videos.get(row.youtube_id)
         expected = folder / split / str(row.label) / f"{row.clip_name}.mp4"
         entries.append(ListEntry(found or str(expected), index_of[row.label], str(path), row.line))
-    return entries, classes
+    return entries
+
+
+def k400_entries(root: Path, split: str, video_dir: str | None) -> tuple[list[ListEntry], list[str]]:
+    """Entries of K400 split ``split`` found under ``root``, and the classes (sorted train labels)."""
+    train_path = k400_csv(root, "train")
+    classes = k400_classes(k400_rows(train_path), train_path)
+    folder = root / video_dir if video_dir else root
+    return k400_split_entries(k400_csv(root, split), classes, video_index(folder), folder, split), classes

@@ -39,7 +39,7 @@ def _check_spec(config: DataConfig, spec: InputSpec) -> None:
         raise SttoolError(f"data.dataset: {config.dataset} gives images, but the model takes {spec.num_frames}-frame clips")
     if config.is_video and config.video_backend == "decord":
         try:
-            from sttool.data.video.backends import load_decord
+            from sttool.data.video.decord_backend import load_decord
 
             load_decord()
         except ImportError:

@@ -16,8 +16,9 @@ from sttool.errors import SttoolError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 
 
-def read_list(path: Path) -> list[ListEntry]:
-    """Entries of a list file; blank lines and ``#`` comments are ignored. Malformed lines are errors."""
+def read_list(path: Path, base: Path | None = None) -> list[ListEntry]:
+    """Entries of a list file, paths relative to ``base`` (default: the list's folder); blank lines and
+    ``#`` comments are ignored. Malformed lines are errors."""
     if not path.is_file():
         raise SttoolError(f"list file {path} not found")
     entries = []
@@ -32,7 +33,7 @@ def read_list(path: Path) -> list[ListEntry]:
             label = int(fields[1])
             if label < 0:
                 raise SttoolError(f"{path} line {number}: label {label} is negative")
-            entries.append(ListEntry(os.path.join(path.parent, fields[0]), label, str(path), number))
+            entries.append(ListEntry(os.path.join(base or path.parent, fields[0]), label, str(path), number))
     if not entries:
         raise SttoolError(f"{path}: the list is empty (expected lines '<relative/path> <integer label>')")
     return entries

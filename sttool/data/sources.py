@@ -14,6 +14,7 @@ from sttool.data.listfile import folder_classes, read_classes, read_list, scan_f
 from sttool.data.manifest import MANIFEST, read_frame_counts
 from sttool.data.samples import ListEntry
 from sttool.data.splits import split_name
+from sttool.data.synthetic.generate import default_out
 from sttool.data.torchvision_sets import torchvision_split
 from sttool.data.vtab import vtab_class_count, vtab_list
 from sttool.errors import SttoolError
@@ -58,7 +59,8 @@ def _synthetic_images(config: DataConfig, name: str) -> Source:
     if config.task is not None and info_path.is_file():
         task = json.loads(info_path.read_text()).get("task")
         if task != config.task:
-            raise SttoolError(f"data.task: '{config.task}', but {info_path} holds the '{task}' set; point data.root at the {config.task} set")
+            made_by = f"sttool prepare synthetic --task {config.task} writes it to {default_out(config.task)}"
+            raise SttoolError(f"data.task: '{config.task}', but {info_path} holds the '{task}' set; point data.root at the {config.task} set ({made_by})")
     return _image_folder(config, Path(config.root) / "images", name)
 
 

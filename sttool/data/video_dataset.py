@@ -16,8 +16,9 @@ from sttool.data.config import DataConfig
 from sttool.data.labelled import LabelledDataset
 from sttool.data.spec import InputSpec
 from sttool.data.transforms import clip_transform, clip_views
-from sttool.data.video.backends import VideoBackend, VideoError, make_backend
+from sttool.data.video.backends import make_backend
 from sttool.data.video.guarded import GuardedBackend
+from sttool.data.video.protocol import VideoBackend, VideoError
 from sttool.data.video.sampling import sample_frames
 
 

@@ -1,224 +1,18 @@
-"""Video backends behind one small protocol: decord (fast random access) and PyAV (sequential, frame-exact).
-
-decord returns wrong frames on random access in MPEG-4 Part 2 streams with B-frames (off by +2,
-ECOSYSTEM 2.6), so such streams are always read sequentially with PyAV. ``auto`` uses decord and
-falls back to PyAV where decord is missing or fails on a file. Every failure is a ``VideoError``.
-"""
+"""Choosing a video backend: decord, PyAV, or ``auto`` (decord, falling back to PyAV where decord is
+missing or fails on a file). Every failure is a ``VideoError``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Protocol
 
 import numpy as np
 
-# MPEG-4 Part 2 family (DivX, Xvid): decord's random access is wrong there when B-frames are present.
-SEQUENTIAL_CODECS = ("mpeg4", "msmpeg4v1", "msmpeg4v2", "msmpeg4v3")
+from sttool.data.video.decord_backend import DecordBackend, load_decord
+from sttool.data.video.protocol import VideoBackend, VideoError, VideoHandle
+from sttool.data.video.pyav_backend import PyAVBackend, pyav_video, stream_info
+
 BACKENDS = ("auto", "decord", "pyav")
-
-_torch_free = False
-
-
-class VideoError(Exception):
-    """A video that cannot be opened or decoded; the message says why."""
-
-
-class VideoHandle(Protocol):
-    """An opened video. ``num_frames`` is what the container reports (the decodable count may be lower)."""
-
-    path: str
-    num_frames: int
-    fps: float
-    width: int
-    height: int
-    codec: str
-    backend: str
-
-    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
-        """Frames at ``indices`` (any order, repeats allowed) as uint8 (T, H, W, 3) RGB."""
-        ...
-
-
-class VideoBackend(Protocol):
-    name: str
-
-    def open(self, path: str) -> VideoHandle: ...
-
-
-def declare_torch_free() -> None:
-    """Mark this process as one that never imports torch (the decode worker), so decord may load alone."""
-    global _torch_free
-    _torch_free = True
-
-
-def load_decord() -> ModuleType:
-    """decord, imported on first use and, in any process that has torch, after torch.
-
-    decord imported before torch, followed by CUDA use, can segfault (decord #293). The decode worker
-    never imports torch, so it skips torch's 3 s and 650 MB start-up cost.
-    """
-    if not _torch_free:
-        import torch  # noqa: F401
-    import decord
-
-    return decord
-
-
-@dataclass
-class StreamInfo:
-    """What the container says about its first video stream (read by PyAV without decoding)."""
-
-    codec: str
-    width: int
-    height: int
-    fps: float
-    frames: int  # 0 when the container does not store a count (Matroska, WebM)
-    duration: float | None  # seconds
-    has_b_frames: bool
-
-
-def _reason(err: Exception) -> str:
-    """FFmpeg's reason without the path it repeats (the caller names the file)."""
-    return getattr(err, "strerror", None) or str(err)
-
-
-def stream_info(path: str) -> StreamInfo:
-    import av
-
-    try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise VideoError("no video stream")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate or 0
-            duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
-            if duration is None and container.duration:
-                duration = container.duration / 1_000_000  # microseconds (AV_TIME_BASE)
-            ctx = stream.codec_context
-            return StreamInfo(ctx.name, ctx.width, ctx.height, float(rate), int(stream.frames or 0), duration, bool(ctx.has_b_frames))
-    except FileNotFoundError:
-        raise VideoError("file not found") from None
-    except (av.FFmpegError, OSError) as err:
-        raise VideoError(f"cannot open: {_reason(err)}") from None
-
-
-@dataclass
-class PyAVVideo:
-    """Decodes from the start up to the last wanted frame; indices past the real end read the last frame."""
-
-    path: str
-    num_frames: int
-    fps: float
-    width: int
-    height: int
-    codec: str
-    backend: str = "pyav"
-
-    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
-        import av
-
-        wanted = [int(i) for i in indices]
-        if not wanted:
-            return np.empty((0, self.height, self.width, 3), np.uint8)
-        if min(wanted) < 0:
-            raise VideoError(f"negative frame index in {wanted}")
-        needed, last = set(wanted), max(wanted)
-        picked: dict[int, np.ndarray] = {}
-        count, tail = 0, None
-        try:
-            with av.open(self.path) as container:
-                for count, frame in enumerate(container.decode(video=0), start=1):
-                    tail = frame
-                    if count - 1 in needed:
-                        picked[count - 1] = frame.to_ndarray(format="rgb24")
-                    if count > last:
-                        break
-        except (av.FFmpegError, OSError) as err:
-            if count == 0:
-                raise VideoError(f"cannot decode: {_reason(err)}") from None
-        if tail is None:
-            raise VideoError("no decodable frames")
-        if last >= count:  # the container over-reported its length: clamp to the last real frame
-            end = tail.to_ndarray(format="rgb24")
-            picked.update({i: end for i in needed if i >= count})
-        try:
-            return np.stack([picked[i] for i in wanted])  # (T, H, W, 3)
-        except ValueError as err:
-            raise VideoError(f"frames differ in size: {err}") from None
-
-
-def count_decodable(path: str) -> int:
-    """Frames that actually decode, counted sequentially (no colour conversion): the honest length."""
-    import av
-
-    count = 0
-    try:
-        with av.open(path) as container:
-            for _ in container.decode(video=0):
-                count += 1
-    except (av.FFmpegError, OSError) as err:
-        if count == 0:
-            raise VideoError(f"cannot decode: {_reason(err)}") from None
-    return count
-
-
-class PyAVBackend:
-    name = "pyav"
-
-    def open(self, path: str) -> PyAVVideo:
-        info = stream_info(path)
-        return _pyav_video(path, info, "pyav")
-
-
-def _pyav_video(path: str, info: StreamInfo, backend: str) -> PyAVVideo:
-    frames = info.frames
-    if frames <= 0 and info.duration and info.fps:
-        frames = round(info.duration * info.fps)
-    if frames <= 0:
-        frames = count_decodable(path)
-    return PyAVVideo(path, frames, info.fps, info.width, info.height, info.codec, backend)
-
-
-@dataclass
-class DecordVideo:
-    path: str
-    reader: object  # decord.VideoReader
-    num_frames: int
-    fps: float
-    width: int
-    height: int
-    codec: str
-    backend: str = "decord"
-
-    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
-        decord = load_decord()
-        try:
-            self.reader.seek(0)  # as VideoMAE: start each batch from a known position
-            return self.reader.get_batch([int(i) for i in indices]).asnumpy()  # (T, H, W, 3)
-        except (RuntimeError, IndexError, decord.DECORDError) as err:
-            raise VideoError(f"decord cannot decode frames {list(indices)}: {err}") from None
-
-
-class DecordBackend:
-    name = "decord"
-
-    def open(self, path: str) -> PyAVVideo | DecordVideo:
-        return self.open_stream(path, stream_info(path))
-
-    def open_stream(self, path: str, info: StreamInfo) -> PyAVVideo | DecordVideo:
-        if info.codec in SEQUENTIAL_CODECS and info.has_b_frames:
-            return _pyav_video(path, info, "pyav (mpeg4 with B-frames: decord's random access is wrong)")
-        try:
-            decord = load_decord()
-        except ImportError:
-            raise VideoError("decord is not installed (it has wheels for Linux x86_64 only); use video_backend: pyav") from None
-        try:
-            reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
-            return DecordVideo(path, reader, len(reader), float(reader.get_avg_fps()), info.width, info.height, info.codec)
-        except (RuntimeError, decord.DECORDError) as err:
-            raise VideoError(f"decord cannot open: {err}") from None
 
 
 @dataclass
@@ -227,7 +21,7 @@ class AutoVideo:
 
     primary: VideoHandle
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str):  # path, num_frames, fps, ...: those of the handle that opened the file
         if name == "primary" or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.primary, name)
@@ -243,18 +37,18 @@ class AutoVideo:
 
 
 class AutoBackend:
-    name = "auto"
+    """decord where it works, PyAV otherwise: the default, since decord is fast but not installable everywhere."""
 
     def open(self, path: str) -> VideoHandle:
         info = stream_info(path)  # a file PyAV cannot even open is bad for both backends
         try:
             load_decord()
         except ImportError:
-            return _pyav_video(path, info, "pyav")
+            return pyav_video(path, info, "pyav")
         try:
             return AutoVideo(DecordBackend().open_stream(path, info))
         except VideoError:
-            return _pyav_video(path, info, "pyav (decord failed to open it)")
+            return pyav_video(path, info, "pyav (decord failed to open it)")
 
 
 def make_backend(name: str) -> VideoBackend:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sttool.data.video.backends import VideoError
+from sttool.data.video.protocol import VideoError
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -70,8 +70,12 @@ class DecodeProcess:
             env=env,
         )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        size = struct.unpack("<I", self._read(4, deadline, STARTUP_TIMEOUT_S))[0]
-        self._read(size, deadline, STARTUP_TIMEOUT_S)  # the "ready" message
+        try:
+            size = struct.unpack("<I", self._read(4, deadline, STARTUP_TIMEOUT_S))[0]
+            self._read(size, deadline, STARTUP_TIMEOUT_S)  # the "ready" message
+        except VideoError as err:
+            raise VideoError(f"the decode worker (python -m sttool.data.video.worker) did not start: {err}") from None
+        assert self._proc is not None
         return self._proc
 
     def _read(self, size: int, deadline: float, timeout: float) -> bytes:
@@ -142,17 +146,17 @@ class GuardedBackend:
 
     inner: str
     timeout: float
+    process: DecodeProcess | None = None  # None: this process's and thread's own worker
 
-    @property
-    def name(self) -> str:
-        return f"{self.inner}, bounded to {self.timeout:g} s"
+    def _worker(self) -> DecodeProcess:
+        return self.process if self.process is not None else decode_process()
 
     def open(self, path: str) -> RemoteVideo:
-        header, _ = decode_process().request({"op": "open", "path": path, "backend": self.inner}, self.timeout)
+        header, _ = self._worker().request({"op": "open", "path": path, "backend": self.inner}, self.timeout)
         fields = ("num_frames", "fps", "width", "height", "codec", "backend")
         return RemoteVideo(path, *(header[name] for name in fields), inner=self.inner, timeout=self.timeout)
 
     def probe(self, path: str) -> dict[str, Any]:
         """``probe.probe`` in the worker: decodable frame count, fps, size; raises VideoError."""
-        header, _ = decode_process().request({"op": "probe", "path": path, "backend": self.inner}, self.timeout)
+        header, _ = self._worker().request({"op": "probe", "path": path, "backend": self.inner}, self.timeout)
         return {k: v for k, v in header.items() if k not in ("ok", "nbytes")}

@@ -5,6 +5,7 @@ signal in the training process can interrupt; in a separate process the parent c
 deadline and kill it. The worker never imports torch (see ``backends.load_decord``), so it starts in
 about 0.3 s. Protocol on stdin/stdout: a 4-byte little-endian length and a JSON object each way; a
 reply with ``nbytes`` is followed by that many raw bytes (uint8 frames), so nothing is pickled.
+Any other exception ends the worker; the parent reports that as this file's error and starts another.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import struct
 import sys
 from typing import Any, BinaryIO
 
-from sttool.data.video.backends import VideoError, VideoHandle, declare_torch_free, make_backend
+from sttool.data.video.backends import make_backend
+from sttool.data.video.decord_backend import declare_torch_free
 from sttool.data.video.probe import probe
+from sttool.data.video.protocol import VideoError, VideoHandle
 
 ALARM_MARGIN_S = 5  # the worker kills itself this long after a deadline, should the parent be gone
 
@@ -69,7 +72,7 @@ def main() -> None:
             header, payload = _handle(request, cache)
         except VideoError as err:
             header, payload = {"ok": False, "error": str(err)}, b""
-        except Exception as err:  # a process boundary: any failure is reported as this file's error
+        except (ValueError, OSError, RuntimeError, MemoryError) as err:  # what decoders raise on odd files
             header, payload = {"ok": False, "error": f"{type(err).__name__}: {err}"}, b""
         signal.alarm(0)
         send(out, header, payload)

@@ -26,16 +26,18 @@ def write_video(
     codec: str = LOSSLESS_CODEC,
     pix_fmt: str = LOSSLESS_PIX_FMT,
     options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
 ) -> None:
     """Encode uint8 (H, W, 3) RGB frames to ``path`` (container from the suffix); lossless by default.
 
-    ``codec``, ``pix_fmt`` and ``options`` make other streams, e.g. lossy MPEG-4 with B-frames for tests.
+    ``codec``, ``pix_fmt``, ``options`` (encoder) and ``container_options`` (muxer) make other files,
+    e.g. MPEG-4 with B-frames or H.264 with the index first (``movflags=+faststart``) for tests.
     """
     import av
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", options={"fflags": "+bitexact"}) as container:
+    with av.open(str(path), "w", options={"fflags": "+bitexact", **(container_options or {})}) as container:
         stream = None
         for frame in frames:
             if stream is None:

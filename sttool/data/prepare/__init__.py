@@ -1,0 +1,1 @@
+"""Checks and conversions behind ``sttool prepare``: VTAB-1K trees and video datasets."""
