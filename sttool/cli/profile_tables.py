@@ -65,7 +65,7 @@ def print_memory(section: dict[str, Any]) -> None:
                       "-" if peak is None else f"{peak:.0f} MiB", "-" if ratio is None else f"{ratio:.2f}x")
     console.print(table)
     if section["note"]:
-        console.print(f"note: {section['note']}", highlight=False)
+        console.print(f"note: {section['note']}", highlight=False, markup=False)
 
 
 def print_exits(section: dict[str, Any], dense_gflops: float) -> None:
@@ -82,13 +82,13 @@ def print_exits(section: dict[str, Any], dense_gflops: float) -> None:
                       "-" if test is None else f"{test[k]:.2f}%", "-" if fractions is None else f"{100 * fractions[k]:.0f}%")
     console.print(table)
     if point is None:
-        console.print(f"operating point: none meets the rule ({section['rule']})", highlight=False)
+        console.print(f"operating point: none meets the rule ({section['rule']})", highlight=False, markup=False)
         return
     console.print(
         f"expected GFLOPs at the operating point ({split}): {section['expected_gflops']:.4g} = "
         f"{100 * section['expected_ratio']:.0f}% of no early exit ({section['no_exit_gflops']:.4g}), "
         f"{100 * section['expected_gflops'] / dense_gflops:.0f}% of the dense backbone ({dense_gflops:.4g}); "
-        f"thresholds {', '.join(f'{t:.3f}' for t in point['thresholds'])}; {section['rule']}", highlight=False)
+        f"thresholds {', '.join(f'{t:.3f}' for t in point['thresholds'])}; {section['rule']}", highlight=False, markup=False)
 
 
 def _stages(figures: dict[str, Any]) -> str:

@@ -50,12 +50,13 @@ def kept_tokens(
     for result in results:
         kept = " > ".join(str(s["kept_patches"]) for s in result.stages) or "all"
         patches = result.stages[0]["patches"] if result.stages else "all"
-        console.print(f"{result.source} -> {result.png}  (patches kept per stage: {kept} of {patches})", highlight=False)
+        console.print(f"{result.source} -> {result.png}  (patches kept per stage: {kept} of {patches})", highlight=False, markup=False)
     if average is not None:
         _print_object_shares([r for r in results if r.object is not None], average)
 
 
 def _print_object_shares(results: list[Any], average: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="share of kept patches on the object, per pruning block "
@@ -69,7 +70,7 @@ def _print_object_shares(results: list[Any], average: dict[str, Any]) -> None:
         table.add_row(name, f"{100 * shares['object_pixels']:.0f}%", f"{100 * shares['object_patches']:.0f}%", *cells)
 
     for result in results:
-        row("/".join(result.source.parts[-2:]), result.object)
+        row(escape("/".join(result.source.parts[-2:])), result.object)
     row(f"mean of {average['images']}", average)
     console.print(table)
 
@@ -90,8 +91,8 @@ def exits(
     if point is not None:
         shares = ", ".join(f"{100 * f:.0f}%" for f in point[report["split"]]["exit_fractions"])
         console.print(f"exit histogram ({report['split']}, blocks {report['exit_layers']} then final): {shares}; "
-                      f"expected {report['expected_gflops']:.4g} GFLOPs", highlight=False)
-    console.print(f"plot written to {report['png']}", highlight=False)
+                      f"expected {report['expected_gflops']:.4g} GFLOPs", highlight=False, markup=False)
+    console.print(f"plot written to {report['png']}", highlight=False, markup=False)
 
 
 def tradeoff(
@@ -133,8 +134,8 @@ def _print_tradeoff(report: dict[str, Any]) -> None:
                       " > ".join(map(str, point["tokens_per_stage"])))
     console.print(table)
     if report["exit_curve"]:
-        console.print(f"exit-threshold curve: {len(report['exit_curve'])} points from exits.json", highlight=False)
-    console.print(f"plot written to {report['png']}", highlight=False)
+        console.print(f"exit-threshold curve: {len(report['exit_curve'])} points from exits.json", highlight=False, markup=False)
+    console.print(f"plot written to {report['png']}", highlight=False, markup=False)
 
 
 app_command(visualize_app, kept_tokens, name="kept-tokens")
