@@ -135,10 +135,16 @@ def test_clip_grid_masks_the_space_time_tokens_of_each_frame(tmp_path):
     model = tiny_sparse_vit(num_frames=4, tubelet=2)  # 2 time slots x 16 patches
     pre = Preprocess(setup.input_spec(model))
     rng = np.random.default_rng(0)
+    frames = [rng.integers(90, 256, (32, 32, 3), dtype=np.uint8) for _ in range(6)]
     video = tmp_path / "clip.avi"
-    write_video(video, [rng.integers(90, 256, (32, 32, 3), dtype=np.uint8) for _ in range(6)])
-    [result] = visualize_kept_tokens([video], lambda is_clip: (model, pre))
-    assert result.png == tmp_path / "clip_kept_tokens.png"
+    write_video(video, frames)  # lossless: decodes to exactly these frames
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{index:03d}.png")
+    [result, from_folder] = visualize_kept_tokens([video, folder], lambda is_clip: (model, pre))
+    assert result.png == tmp_path / "clip_kept_tokens.png" and from_folder.png == tmp_path / "frames_kept_tokens.png"
+    assert np.array_equal(np.asarray(Image.open(result.png)), np.asarray(Image.open(from_folder.png)))
     sample = read_sample(video, pre)
     figure, _ = kept_tokens_figure(model, sample)
     expected = kept_by_one_hot(model_selections(model, sample.inputs[None]), 32, 1)
