@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
@@ -16,8 +17,9 @@ EXIT_USER_ERROR = 2
 
 
 def fail(message: str) -> typer.Exit:
-    """Print ``error: message`` on stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print ``error: message`` on stderr and return the Exit to raise; the message is printed as is
+    (escaped, so that "pip install 'sttool[plots]'" or a path with brackets is not read as Rich markup)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_USER_ERROR)
 
 

@@ -13,6 +13,7 @@ from sttool.cli.evaluate import evaluate
 from sttool.cli.finetune import finetune
 from sttool.cli.prepare import prepare_app
 from sttool.cli.profile import profile
+from sttool.cli.visualize import visualize_app
 
 app = typer.Typer(
     name="sttool",
@@ -50,4 +51,4 @@ app.add_typer(prepare_app, name="prepare")
 app_command(app, finetune, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 app_command(app, evaluate)
 app_command(app, profile)
-_pending("visualize", "the profile and visualize issue")
+app.add_typer(visualize_app, name="visualize")

@@ -1,4 +1,6 @@
-"""Profiling: GFLOPs, parameters and tokens per stage (throughput and memory build on these)."""
+"""Profiling: GFLOPs, parameters and tokens per stage (``gflops``), throughput, training-step memory
+and time (``training_step``), early-exit costs (``exits``) and the whole ``sttool profile`` report
+(``report``, imported from its module: it reaches into the engine, which imports this package)."""
 
 from sttool.profiling.gflops import gflops_report
 

@@ -1,0 +1,28 @@
+"""Pictures and plots: the tokens each pruning stage kept (PIL only), and, from a run folder, the exit
+histogram and accuracy against GFLOPs (matplotlib, the optional ``plots`` extra, imported when drawn)."""
+
+from sttool.visualize.exits_plot import plot_exits
+from sttool.visualize.keep_rate_sweep import keep_rate_sweep, set_keep_rate, tradeoff_report
+from sttool.visualize.kept_tokens import average_object_shares, kept_tokens_figure, visualize_kept_tokens
+from sttool.visualize.media import Preprocess, read_sample
+from sttool.visualize.model_source import ModelChoice, ModelLoader
+from sttool.visualize.tracking import KeptStage, trace_selections, track_kept_tokens
+from sttool.visualize.tradeoff_plot import plot_tradeoff
+
+__all__ = [
+    "KeptStage",
+    "ModelChoice",
+    "ModelLoader",
+    "Preprocess",
+    "average_object_shares",
+    "keep_rate_sweep",
+    "kept_tokens_figure",
+    "plot_exits",
+    "plot_tradeoff",
+    "read_sample",
+    "set_keep_rate",
+    "trace_selections",
+    "track_kept_tokens",
+    "tradeoff_report",
+    "visualize_kept_tokens",
+]
