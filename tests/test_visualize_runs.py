@@ -7,7 +7,6 @@ import sys
 from dataclasses import replace
 
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -21,12 +20,7 @@ from tests.helpers import TemplateImages, tiny_recipe_data
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -106,9 +106,9 @@ def tradeoff(
 ) -> None:
     """Plot top-1 against GFLOPs: the run at several keep rates, and its exit-threshold curve if it has exits."""
     from sttool.errors import SttoolError
+    from sttool.plotting import pyplot
     from sttool.profiling.report import pick_device
     from sttool.visualize.keep_rate_sweep import tradeoff_report
-    from sttool.visualize.pyplot import pyplot
     from sttool.visualize.tradeoff_plot import plot_tradeoff
 
     if split not in ("val", "test"):

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
 from sttool.engine.run_dir import RunDir
-
-PLOTS_HINT = "plots need matplotlib: pip install 'sttool[plots]'"
+from sttool.errors import SttoolError
+from sttool.plotting import PLOTS_DIR, pyplot, save
 
 
 def plot_run(run_dir: RunDir, console: Console) -> None:
     """Write ``plots/curves.png``; without matplotlib, say how to get it and go on."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        console.print(f"note: no training curves written; {PLOTS_HINT}", highlight=False)
-        return
     train = [r for r in run_dir.records() if r.get("event") == "train"]
     if not train:
+        return
+    try:
+        plt = pyplot()
+    except SttoolError as err:
+        console.print(f"note: no training curves written; {escape(str(err))}", highlight=False)
         return
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
     loss_ax.plot([r["epoch"] for r in train], [r["loss"] for r in train], marker="o")
@@ -28,8 +26,4 @@ def plot_run(run_dir: RunDir, console: Console) -> None:
     val = [r for r in train if "val" in r]
     acc_ax.plot([r["epoch"] for r in val], [r["val"]["top1"] for r in val], marker="o", color="tab:green")
     acc_ax.set(xlabel="epoch", ylabel="top-1 (%)", title="validation accuracy")
-    fig.tight_layout()
-    out = run_dir.path / "plots" / "curves.png"
-    out.parent.mkdir(exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save(fig, run_dir.path / PLOTS_DIR, "curves.png")

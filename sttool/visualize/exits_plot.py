@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sttool.plotting import PLOTS_DIR, pyplot, save
 from sttool.profiling.exits import exits_profile
-from sttool.visualize.pyplot import PLOTS_DIR, pyplot, save
 
 
 def exit_labels(exit_layers: list[int]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sttool.visualize.pyplot import PLOTS_DIR, pyplot, save
+from sttool.plotting import PLOTS_DIR, pyplot, save
 
 
 def plot_tradeoff(report: dict[str, Any], out_dir: Path | None = None) -> Path:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from sttool.engine.plots import PLOTS_HINT
 from sttool.errors import SttoolError
 
 PLOTS_DIR = "plots"
+PLOTS_HINT = "plots need matplotlib: pip install 'sttool[plots]'"
 
 
 def pyplot() -> ModuleType:
