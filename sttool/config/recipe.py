@@ -65,6 +65,7 @@ class TrainConfig:
     log_every: float = 10.0  # seconds between plain log lines when output is not a terminal
     max_steps_per_epoch: int | None = None  # cap optimiser steps per epoch (quick runs, tests)
     channels_last: bool = False
+    token_labels: float = 0.0  # weight of token labelling (needs data.masks; pre-training from scratch)
 
     def check(self, where: str) -> None:
         for name in ("epochs", "batch_size", "accum_steps", "eval_every"):
@@ -78,6 +79,10 @@ class TrainConfig:
             raise SttoolError(f"{where}: mixup and cutmix alphas must be >= 0")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise SttoolError(f"{where}.max_steps_per_epoch: must be at least 1 (or null)")
+        if self.token_labels < 0:
+            raise SttoolError(f"{where}.token_labels: {self.token_labels} must be >= 0")
+        if self.token_labels > 0 and (self.mixup > 0 or self.cutmix > 0):
+            raise SttoolError(f"{where}.token_labels: mixed images have no per-patch labels; set mixup and cutmix to 0")
 
 
 def _data_config_type() -> Any:
@@ -137,6 +142,11 @@ def bind_recipe(data: dict[str, Any], where: str) -> Recipe:
     data_section = data.pop("data", None)
     recipe = bind(Recipe, data, where)
     recipe.data = bind(_data_config_type(), data_section, join(where, "data"))
+    if recipe.train.token_labels > 0:
+        if not recipe.data.masks:
+            raise SttoolError(f"{where.rstrip(':')}: train.token_labels needs data.masks: true (synthetic_images)")
+        if recipe.model.prunes or recipe.model.exit_layers:
+            raise SttoolError(f"{where.rstrip(':')}: train.token_labels needs every patch token: model.keep_rate 1 and no exits")
     return recipe
 
 

@@ -7,7 +7,7 @@ The engine's API::
     if has_split(config, "val"):
         val = build_dataset(config, "val", spec, train=False)
     loader = build_loader(build_dataset(config, "train", spec, train=True), 64, True, config.num_workers, seed)
-    for inputs, labels, skipped in loader: ...   # a Batch
+    for batch in loader: ...   # a Batch: inputs, labels, skipped (and masks)
 
 Exports are imported lazily so that light users (the CLI's --help, the decode worker) do not load torch.
 """

@@ -69,4 +69,4 @@ def build_dataset(config: DataConfig, split: Split, spec: InputSpec, train: bool
     transform = image_transform(spec, config.augment, train, config.flips())
     if source.images is not None:
         return ArrayImages(entries, shape=(3, size, size), images=source.images, transform=transform, **common)
-    return ImageFiles(entries, shape=(3, size, size), transform=transform, **common)
+    return ImageFiles(entries, shape=(3, size, size), transform=transform, masks=config.masks, **common)

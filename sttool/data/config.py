@@ -47,6 +47,7 @@ class DataConfig:
     download: bool = False
     num_workers: int = 2
     video_dir: str | None = None  # ssv2/k400: folder of the videos, relative to root (None: searched)
+    masks: bool = False  # synthetic_images: also give each image's foreground mask (for token labels)
 
     @property
     def is_video(self) -> bool:
@@ -92,6 +93,8 @@ class DataConfig:
                 raise SttoolError(f"{where}.task: synthetic_images has tasks {', '.join(SYNTHETIC_TASKS)}, not '{self.task}'")
         elif self.task is not None:
             raise SttoolError(f"{where}.task: '{self.task}' is set, but only vtab and synthetic_images have tasks")
+        if self.masks and self.dataset != "synthetic_images":
+            raise SttoolError(f"{where}.masks: only synthetic_images has foreground masks, not {self.dataset}")
         if not self.is_video:
             for name, default in (("sampling", None), ("test_clips", 1), ("test_crops", 1)):
                 if getattr(self, name) != default:

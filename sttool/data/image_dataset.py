@@ -6,10 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
+from torchvision import tv_tensors
 
 from sttool.data.labelled import LabelledDataset
 from sttool.data.samples import BadSample
+from sttool.data.synthetic.masks import load_mask
 
 
 def load_rgb(path: str) -> Image.Image:
@@ -30,11 +33,16 @@ def load_rgb(path: str) -> Image.Image:
 
 
 class ImageFiles(LabelledDataset):
-    """Images read from files with PIL; ``__getitem__`` -> (float (3, H, W), label) or a SkippedSample."""
+    """Images read from files with PIL; ``__getitem__`` -> (float (3, H, W), label) or a SkippedSample.
 
-    def __init__(self, *args: Any, transform: Callable, **kwargs: Any) -> None:
+    With ``masks``, items are (image, label, bool mask (H, W)): the foreground mask goes through the
+    same crop and flip as the image (torchvision transforms a ``Mask`` with the image, nearest-neighbour).
+    """
+
+    def __init__(self, *args: Any, transform: Callable, masks: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.transform = transform
+        self.masks = masks
 
     def __getitem__(self, index: int):
         entry = self.entries[index]
@@ -42,7 +50,13 @@ class ImageFiles(LabelledDataset):
             image = load_rgb(entry.path)
         except BadSample as err:
             return self.bad(index, str(err))
-        return self.transform(image), entry.label
+        if not self.masks:
+            return self.transform(image), entry.label
+        mask = load_mask(entry.path)
+        if mask is None:
+            return self.bad(index, "no foreground mask beside the image (masks/ mirrors images/)")
+        tensor, mask_tensor = self.transform(image, tv_tensors.Mask(torch.from_numpy(mask)))
+        return tensor, entry.label, mask_tensor.bool()
 
 
 class ArrayImages(LabelledDataset):

@@ -14,21 +14,24 @@ from sttool.data.samples import SkippedSample
 
 
 class Batch(NamedTuple):
-    """Stacked good samples, their labels, and the samples skipped in this batch (to count and report)."""
+    """Stacked good samples, their labels, the samples skipped in this batch (to count and report), and
+    the foreground masks when the dataset gives them."""
 
     inputs: Tensor  # (B, 3, H, W), (B, 3, T, H, W) or (B, V, 3, T, H, W); B may be 0
     labels: Tensor  # (B,) int64
     skipped: list[SkippedSample]
+    masks: Tensor | None = None  # (B, H, W) bool
 
 
 def collate(samples: list) -> Batch:
-    """Stack ``(x, label)`` pairs and set SkippedSamples aside; an all-skipped batch has B = 0."""
+    """Stack ``(x, label[, mask])`` items and set SkippedSamples aside; an all-skipped batch has B = 0."""
     good = [s for s in samples if not isinstance(s, SkippedSample)]
     skipped = [s for s in samples if isinstance(s, SkippedSample)]
     if good:
-        inputs = torch.stack([x for x, _ in good])
-        labels = torch.tensor([label for _, label in good], dtype=torch.long)
-        return Batch(inputs, labels, skipped)
+        inputs = torch.stack([item[0] for item in good])
+        labels = torch.tensor([item[1] for item in good], dtype=torch.long)
+        masks = torch.stack([item[2] for item in good]) if len(good[0]) > 2 else None
+        return Batch(inputs, labels, skipped, masks)
     shape = next((s.shape for s in skipped if s.shape is not None), ())
     return Batch(torch.empty((0, *shape)), torch.empty(0, dtype=torch.long), skipped)
 

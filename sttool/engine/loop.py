@@ -6,10 +6,8 @@ as device tensors and read only when a progress line is due and at the end of th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +21,7 @@ from sttool.engine.mixup import MixupCutmix
 from sttool.engine.progress import TrainingProgress
 from sttool.engine.sampling import EpochBatchSampler, derive_seed
 from sttool.engine.schedule import learning_rate
+from sttool.engine.setup import Objective
 from sttool.errors import SttoolError
 
 STOP_CHECK_EVERY = 10  # optimiser steps between stop-request agreements across processes
@@ -46,9 +45,10 @@ class EpochResult:
 
 
 class EpochRunner:
-    """Runs training epochs of ``model`` (maybe DDP-wrapped), minimising ``objective(model(x), targets)``."""
+    """Runs training epochs of ``model`` (maybe DDP-wrapped), minimising
+    ``objective(model(x), soft targets, labels, masks)``."""
 
-    def __init__(self, recipe: Recipe, model: nn.Module, objective: Callable[[Any, torch.Tensor], torch.Tensor],
+    def __init__(self, recipe: Recipe, model: nn.Module, objective: Objective,
                  optimizer: torch.optim.Optimizer, loader: torch.utils.data.DataLoader, sampler: EpochBatchSampler,
                  device: torch.device, context: DistContext, num_classes: int) -> None:
         train = recipe.train
@@ -111,10 +111,11 @@ class EpochRunner:
         else:
             inputs = batch.inputs.to(self.device, non_blocking=True)
             labels = batch.labels.to(self.device, non_blocking=True)
+            masks = None if batch.masks is None else batch.masks.to(self.device, non_blocking=True)
             inputs, targets = self.mixer(inputs, labels, np.random.default_rng(seed))
             sync = nullcontext() if last_micro or not self.context.enabled else self.model.no_sync()
             with sync, autocast_for(self.device, self.recipe.train.precision):
-                loss = self.objective(self.model(inputs), targets)
+                loss = self.objective(self.model(inputs), targets, labels, masks)
         self.scaler.scale(loss / self.recipe.train.accum_steps).backward()
         return loss.detach()
 

@@ -15,6 +15,7 @@ from sttool.engine.distributed import DistContext
 from sttool.engine.exit_loss import ExitsForward, MultiExitLoss
 from sttool.engine.mixup import soft_cross_entropy
 from sttool.engine.sampling import BatchPlan, EpochBatchSampler, SeededDataset
+from sttool.engine.token_labels import TokenLabelForward, TokenLabelLoss, add_token_head
 from sttool.errors import SttoolError
 from sttool.models.build import build_model
 from sttool.models.vit import SparseViT
@@ -71,16 +72,25 @@ def create_model(recipe: Recipe, device: torch.device) -> SparseViT:
     (checkpoints hold only trained tensors, so evaluation rebuilds the frozen part from the recipe)."""
     torch.manual_seed(recipe.train.seed)
     model = build_model(config=recipe.model)
+    if recipe.train.token_labels > 0:
+        add_token_head(model, recipe.model.num_classes)
     if recipe.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.to(device)
 
 
-def training_objective(model: SparseViT, recipe: Recipe) -> tuple[nn.Module, Callable[[Any, torch.Tensor], torch.Tensor]]:
-    """The module the training loop calls (DDP wraps it) and the loss of its output and soft targets."""
-    if getattr(model, "exits", None) is None:
-        return model, soft_cross_entropy
-    return ExitsForward(model), MultiExitLoss(recipe.exits, len(model.exits.blocks) + 1)
+Objective = Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+def training_objective(model: SparseViT, recipe: Recipe) -> tuple[nn.Module, Objective]:
+    """The module the training loop calls (DDP wraps it) and the loss of its output given the soft
+    targets, the labels and the foreground masks (when the data gives them)."""
+    if recipe.train.token_labels > 0:
+        return TokenLabelForward(model), TokenLabelLoss(recipe.train.token_labels, model.patch_embed.patch_size[0], recipe.model.num_classes)
+    if getattr(model, "exits", None) is not None:
+        exit_loss = MultiExitLoss(recipe.exits, len(model.exits.blocks) + 1)
+        return ExitsForward(model), lambda outputs, targets, labels, masks: exit_loss(outputs, targets)
+    return model, lambda logits, targets, labels, masks: soft_cross_entropy(logits, targets)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

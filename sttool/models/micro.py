@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from safetensors.torch import save_file
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
@@ -47,8 +48,11 @@ def vit_micro_patch8_64(pretrained: bool = False, **kwargs) -> VisionTransformer
 
 
 def export_backbone(model: VisionTransformer, path: Path) -> int:
-    """Write the backbone's weights (the classification head left out) as float16 safetensors; returns bytes."""
-    state = {k: v.detach().half().contiguous() for k, v in model.state_dict().items() if not k.startswith(("head.", "head_norm."))}
+    """Write the backbone's weights as float16 safetensors, with timm's keys only (no head, nothing sttool
+    added for training); returns the file's size in bytes."""
+    with torch.device("meta"):
+        keys = set(VisionTransformer(**MICRO_ARGS, num_classes=0).state_dict())
+    state = {k: v.detach().half().contiguous() for k, v in model.state_dict().items() if k in keys}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata={"architecture": MICRO_NAME, "tag": MICRO_TAG})
     return path.stat().st_size

@@ -1,0 +1,82 @@
+"""Token labelling for pre-training from scratch: patch labels, masks that follow the image, recipe checks."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from sttool.config.recipe import load_recipe
+from sttool.data import DataConfig, InputSpec, build_dataset, build_loader
+from sttool.data.synthetic.masks import load_mask
+from sttool.engine.token_labels import TokenLabelLoss, patch_labels
+from sttool.errors import SttoolError
+from sttool.models.micro import export_backbone
+
+
+def test_patch_labels_match_a_hand_count():
+    masks = torch.zeros(2, 4, 4, dtype=torch.bool)
+    masks[0, :2, :2] = True  # top-left patch fully on the object
+    masks[0, 2, 2:] = True  # bottom-right patch: half its pixels -> still the object
+    masks[1, 0, 0] = True  # a quarter of a patch -> background
+    labels = torch.tensor([3, 1])
+    expected = torch.tensor([[3, 5, 5, 3], [5, 5, 5, 5]])  # background is class K = 5
+    assert torch.equal(patch_labels(masks, labels, patch=2, num_classes=5), expected)
+
+
+def test_token_loss_adds_the_weighted_patch_cross_entropy():
+    torch.manual_seed(0)
+    logits, patch_logits = torch.randn(2, 5), torch.randn(2, 4, 6)
+    masks = torch.zeros(2, 4, 4, dtype=torch.bool)
+    masks[:, :2, :2] = True
+    labels = torch.tensor([3, 1])
+    targets = torch.nn.functional.one_hot(labels, 5).float()
+    loss = TokenLabelLoss(0.5, patch=2, num_classes=5)((logits, patch_logits), targets, labels, masks)
+    token_targets = [[3, 5, 5, 5], [1, 5, 5, 5]]
+    slow = sum(torch.nn.functional.cross_entropy(patch_logits[b, i : i + 1], torch.tensor([token_targets[b][i]]))
+               for b in range(2) for i in range(4)) / 8
+    assert loss.item() == pytest.approx((torch.nn.functional.cross_entropy(logits, labels) + 0.5 * slow).item(), rel=1e-5)
+
+
+def test_masks_are_flipped_with_their_images(synthetic_root):
+    config = DataConfig(dataset="synthetic_images", root=str(synthetic_root), augment="none", hflip=True, masks=True, num_workers=0)
+    spec = InputSpec(img_size=64, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), crop_pct=1.0)  # no resize: pixels compare
+    dataset = build_dataset(config, "train", spec, train=True)
+    path = dataset.entries[0].path
+    raw_mask = torch.from_numpy(load_mask(path))
+    raw_image = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1).float() / 255  # (3, H, W)
+    seen = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        image, label, mask = dataset[0]
+        flipped = not torch.equal(mask, raw_mask)
+        assert torch.equal(mask, raw_mask.flip(-1) if flipped else raw_mask)
+        assert torch.allclose(image, raw_image.flip(-1) if flipped else raw_image, atol=1e-6)
+        seen.add(flipped)
+    assert seen == {True, False} and label == dataset.entries[0].label
+    batch = next(iter(build_loader(dataset, 4, True, 0, seed=0)))
+    assert batch.masks.shape == (4, 64, 64) and batch.masks.dtype == torch.bool
+
+
+def test_recipe_checks_what_token_labels_need(tmp_path):
+    base = ["model.weights=none", f"output_dir={tmp_path}"]
+    load_recipe("recipes/micro_backbone.yaml", base)
+    with pytest.raises(SttoolError, match="needs data.masks"):
+        load_recipe("recipes/micro_backbone.yaml", [*base, "data.masks=false"])
+    with pytest.raises(SttoolError, match="keep_rate 1"):
+        load_recipe("recipes/micro_backbone.yaml", [*base, "model.keep_rate=0.7"])
+    with pytest.raises(SttoolError, match="mixup"):
+        load_recipe("recipes/micro_backbone.yaml", [*base, "train.mixup=0.8"])
+
+
+def test_exported_backbone_holds_timm_keys_only(tmp_path):
+    from sttool.engine.token_labels import add_token_head
+    from sttool.models.micro import vit_micro_patch8_64
+
+    model = vit_micro_patch8_64(num_classes=16)
+    add_token_head(model, 16)
+    export_backbone(model, tmp_path / "w.safetensors")
+    state = load_file(str(tmp_path / "w.safetensors"))
+    assert not any(k.startswith(("head.", "token_head.")) for k in state)
+    assert set(state) == set(vit_micro_patch8_64(num_classes=0).state_dict())
+    assert all(v.dtype == torch.float16 for v in state.values())
