@@ -51,6 +51,18 @@ def test_an_existing_run_is_not_overwritten(tmp_path):
         finetune(recipe(tmp_path / "run", epochs=1), datasets=datasets())
 
 
+def test_overwrite_replaces_the_run_and_nothing_else(tmp_path):
+    first = finetune(recipe(tmp_path / "run", epochs=2), datasets=datasets())
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    second = finetune(recipe(tmp_path / "run", epochs=1), datasets=datasets(), overwrite=True)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["event"] == "train"] == [1]
+    assert first["best"]["epoch"] in (1, 2) and second["best"]["epoch"] == 1
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+    with pytest.raises(SttoolError, match="give one of them"):
+        finetune(recipe(tmp_path / "run", epochs=1), datasets=datasets(), resume=True, overwrite=True)
+
+
 def test_resume_after_sigterm_mid_epoch_reaches_the_same_result(tmp_path):
     reference = finetune(recipe(tmp_path / "a"), datasets=datasets())
     fired = []

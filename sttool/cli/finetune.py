@@ -17,6 +17,7 @@ def finetune(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. recipes/ssv2.yaml.")],
     set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override: key=value (repeatable), e.g. optim.lr=1e-3.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the recipe's output folder.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run in the recipe's output folder (its recipe, metrics, checkpoints, plots).")] = False,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the resolved recipe and exit.")] = False,
 ) -> None:
     """Fine-tune a model from a recipe. Extra arguments key=value override the recipe (like --set)."""
@@ -32,7 +33,7 @@ def finetune(
         return
     from sttool.engine import finetune as run_finetune
 
-    results = run_finetune(loaded, resume=resume, console=err_console)
+    results = run_finetune(loaded, resume=resume, console=err_console, overwrite=overwrite)
     if results.get("status") == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)
     _print_results(loaded.run_dir, results)

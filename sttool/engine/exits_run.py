@@ -13,12 +13,11 @@ from sttool.config.recipe import Recipe
 from sttool.engine import setup
 from sttool.engine.distributed import DistContext
 from sttool.engine.exit_calibration import calibrate, collect_exit_probs
+from sttool.engine.run_dir import EXITS_FILE
 from sttool.errors import SttoolError
 from sttool.flops import count_flops
 from sttool.models.early_exit import predict_early_exit
 from sttool.models.vit import SparseViT
-
-EXITS_FILE = "exits.json"
 
 
 def calibrate_run(model: SparseViT, recipe: Recipe, val: Dataset | None, test: Dataset | None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -14,13 +15,17 @@ from typing import Any
 import yaml
 
 from sttool.errors import SttoolError
+from sttool.plotting import PLOTS_DIR
 
 RECIPE_FILE = "recipe.yaml"
 ENV_FILE = "env.json"
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
-LAST = "checkpoints/last.safetensors"
-BEST = "checkpoints/best.safetensors"
+EXITS_FILE = "exits.json"
+CHECKPOINTS = "checkpoints"
+LAST = f"{CHECKPOINTS}/last.safetensors"
+BEST = f"{CHECKPOINTS}/best.safetensors"
+RUN_ENTRIES = (RECIPE_FILE, ENV_FILE, METRICS_FILE, RESULTS_FILE, EXITS_FILE, CHECKPOINTS, PLOTS_DIR)  # what --overwrite removes
 
 
 class RunDir:
@@ -37,14 +42,22 @@ class RunDir:
     def best(self) -> Path:
         return self.path / BEST
 
-    def prepare(self, recipe: dict[str, Any], resume: bool) -> None:
-        """Create the folder (or check it for ``--resume``) and record the recipe and environment."""
+    def prepare(self, recipe: dict[str, Any], resume: bool, overwrite: bool = False) -> None:
+        """Create the folder (or check it for ``--resume``; or, with ``overwrite``, clear the earlier
+        run's own files, nothing else) and record the recipe and environment."""
+        if overwrite:
+            for name in RUN_ENTRIES:
+                entry = self.path / name
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                elif entry.exists():
+                    entry.unlink()
         if resume:
             if not self.last.is_file():
                 raise SttoolError(f"--resume: {self.last} does not exist; start the run without --resume")
         elif self.last.is_file() or self.best.is_file():
             raise SttoolError(
-                f"{self.path} already holds a run; continue it with --resume, or set name=... or output_dir=..."
+                f"{self.path} already holds a run; continue it with --resume, start again with --overwrite, or set name=... or output_dir=..."
             )
         self.path.mkdir(parents=True, exist_ok=True)
         write_text(self.path / RECIPE_FILE, yaml.safe_dump(recipe, sort_keys=False))

@@ -37,12 +37,15 @@ RESUMABLE_CHANGES = {("train", "log_every"), ("data", "num_workers"), ("train", 
 
 
 def finetune(recipe: Recipe, resume: bool = False, datasets: dict[str, Dataset | None] | None = None,
-             console: Console | None = None) -> dict[str, Any]:
-    """Train ``recipe`` (optionally resuming its run folder) and return the final results."""
+             console: Console | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Train ``recipe`` (resuming its run folder, or replacing the run in it with ``overwrite``) and
+    return the final results."""
+    if resume and overwrite:
+        raise SttoolError("--resume continues the run in the folder and --overwrite replaces it: give one of them")
     context = init_distributed("cuda" if recipe.train.device != "cpu" and torch.cuda.is_available() else "cpu")
     try:
         device = resolve_device(recipe.train.device, context)
-        return Run(recipe, context, device, datasets, console).execute(resume)
+        return Run(recipe, context, device, datasets, console).execute(resume, overwrite)
     finally:
         shutdown(context)
 
@@ -65,11 +68,11 @@ class Run:
         self.sample_ndim = 4 if self.recipe.model.num_frames else 3
         self.scaler_state: dict | None = None
 
-    def execute(self, resume: bool) -> dict[str, Any]:
+    def execute(self, resume: bool, overwrite: bool = False) -> dict[str, Any]:
         recipe, context = self.recipe, self.context
         resolved = to_dict(recipe)
         if context.is_main:
-            self.run_dir.prepare(resolved, resume)
+            self.run_dir.prepare(resolved, resume, overwrite)
         context.barrier()
         optimizer = setup.create_optimizer(self.model, recipe)
         counter, best = StepCounter(), None

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sttool.engine.exits_run import EXITS_FILE, read_exits
+from sttool.engine.exits_run import read_exits
+from sttool.engine.run_dir import EXITS_FILE
 from sttool.errors import SttoolError
 
 
