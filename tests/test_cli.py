@@ -1,6 +1,8 @@
 """The command line: help, version, profile output, and one-line errors without tracebacks."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -21,6 +23,12 @@ def test_help_lists_the_five_subcommands():
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_python_dash_m_is_the_command():
+    """``torchrun -m sttool`` needs the package to run as a module."""
+    result = subprocess.run([sys.executable, "-m", "sttool", "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == f"sttool {__version__}"
 
 
 def test_profile_gflops_json_has_the_paper_figures():

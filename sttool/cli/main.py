@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from sttool import __version__
-from sttool.cli.common import app_command, fail
+from sttool.cli.common import app_command
 from sttool.cli.evaluate import evaluate
 from sttool.cli.finetune import finetune
 from sttool.cli.prepare import prepare_app
@@ -37,14 +37,6 @@ def main(
     """sttool: Sparse-Tuning for Vision Transformers, from one command."""
 
 
-
-
-def _pending(name: str, issue: str) -> None:
-    def command() -> None:
-        raise fail(f"'sttool {name}' is not available yet: it arrives with {issue}")
-
-    command.__doc__ = f"(not available yet: arrives with {issue})"
-    app.command(name=name)(command)
 
 
 app.add_typer(prepare_app, name="prepare")
