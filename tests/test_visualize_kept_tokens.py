@@ -16,7 +16,7 @@ from sttool.engine import setup
 from sttool.errors import SttoolError
 from sttool.models import ForwardState, patch_model
 from sttool.visualize import model_source
-from sttool.visualize.kept_tokens import kept_tokens_figure, visualize_kept_tokens
+from sttool.visualize.kept_tokens import kept_tokens_figure, output_paths, visualize_kept_tokens
 from sttool.visualize.media import Preprocess, read_sample
 from sttool.visualize.model_source import ModelChoice, ModelLoader
 from sttool.visualize.object_share import object_shares, patches_on_object
@@ -210,3 +210,13 @@ def test_bare_backbone_from_the_command_line(tmp_path):
                                  "--keep-layers", "2,4", "--keep-rate", "0.5"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "a_kept_tokens.png").is_file() and "a_kept_tokens.png" in result.output
+
+
+def test_output_names_repeat_no_name_and_stay_plain_when_unique(tmp_path):
+    sources = [tmp_path / "circle" / "0.png", tmp_path / "star" / "0.png", tmp_path / "star" / "1.png",
+               tmp_path / "a" / "x" / "0.png", tmp_path / "b" / "x" / "0.png"]
+    names = [path.name for path in output_paths(sources, tmp_path / "out")]
+    assert names == ["circle_0_kept_tokens.png", "star_0_kept_tokens.png", "1_kept_tokens.png",
+                     "x_0_kept_tokens.png", "x_0_2_kept_tokens.png"]
+    beside = output_paths(sources[:2], None)  # different folders: no clash, plain names
+    assert beside == [tmp_path / "circle" / "0_kept_tokens.png", tmp_path / "star" / "0_kept_tokens.png"]

@@ -49,18 +49,23 @@ def kept_tokens_figure(model: SparseViT, sample: Sample) -> tuple[Figure, list[K
     return draw_panels(sample.frames, panels, tubelet=sample.frames.shape[0] // slots), stages
 
 
-def output_path(source: Path, out_dir: Path | None, taken: set[Path]) -> Path:
-    """``<stem>_kept_tokens.png`` beside the source or in ``out_dir``; a repeated name gets its folder's name first."""
-    folder = out_dir if out_dir is not None else source.parent
-    path = folder / f"{source.stem}{SUFFIX}"
-    if path in taken:
-        path = folder / f"{source.parent.name}_{source.stem}{SUFFIX}"
-    number = 2
-    while path in taken:
-        path = folder / f"{source.parent.name}_{source.stem}_{number}{SUFFIX}"
-        number += 1
-    taken.add(path)
-    return path
+def output_paths(sources: list[Path], out_dir: Path | None) -> list[Path]:
+    """``<stem>_kept_tokens.png`` beside each source or in ``out_dir``; when several sources would share a
+    name, each of them gets its folder's name first (``circle_00000``), and a number if that still repeats."""
+    def folder(source: Path) -> Path:
+        return out_dir if out_dir is not None else source.parent
+
+    plain = [folder(source) / f"{source.stem}{SUFFIX}" for source in sources]
+    paths: list[Path] = []
+    for source, path in zip(sources, plain, strict=True):
+        if plain.count(path) > 1:
+            path = folder(source) / f"{source.parent.name}_{source.stem}{SUFFIX}"
+        base, number = path, 2
+        while path in paths:
+            path = base.with_name(f"{base.name[:-len(SUFFIX)]}_{number}{SUFFIX}")
+            number += 1
+        paths.append(path)
+    return paths
 
 
 def _check_kind(model: SparseViT, path: Path, video: bool) -> None:
@@ -78,15 +83,13 @@ def visualize_kept_tokens(paths: list[Path], models: ModelFor, out_dir: Path | N
         raise SttoolError(f"{missing[0]}: file not found")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    taken: set[Path] = set()
     results = []
-    for path in paths:
+    for path, png in zip(paths, output_paths(paths, out_dir), strict=True):
         video = is_video(path)
         model, pre = models(video)
         _check_kind(model, path, video)
         sample = read_sample(path, pre)
         figure, stages = kept_tokens_figure(model, sample)
-        png = output_path(path, out_dir, taken)
         figure.image.save(png)
         patches = model.patch_embed.num_patches
         summary = [{"block": s.block, "kept_patches": int(s.kept[0].sum()), "patches": patches, "tokens": s.tokens,
