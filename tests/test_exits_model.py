@@ -27,10 +27,11 @@ def test_exits_are_trained_and_shared_projections_exist_once():
     assert model.exits.blocks == [3, 7]
 
 
-@pytest.mark.parametrize("keep_rate", [1.0, 0.7])
-def test_compaction_equals_every_exit_on_every_sample(keep_rate):
-    model = exit_model(keep_rate)
-    images = torch.randn(16, 3, 32, 32)
+@pytest.mark.parametrize(("keep_rate", "frames"), [(1.0, None), (0.7, None), (0.7, 4)])
+def test_compaction_equals_every_exit_on_every_sample(keep_rate, frames):
+    video = {} if frames is None else {"num_frames": frames, "tubelet": 2}
+    model = exit_model(keep_rate, **video)
+    images = torch.randn(16, 3, 32, 32) if frames is None else torch.randn(16, 3, frames, 32, 32)  # (B, 3, [T,] H, W)
     with torch.no_grad():
         outputs = model.forward_exits(images)
         logits = torch.stack([out[1] for out in outputs])  # (K, B, classes)
