@@ -1,6 +1,7 @@
 """The analytic count against torch's operator-level FlopCounterMode and the official code's table."""
 
 import pytest
+import timm
 import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch.utils.flop_counter import FlopCounterMode
@@ -72,3 +73,12 @@ def test_sparse_tuning_default_is_about_11_7_gflops_and_66_percent():
 def test_evit_without_adapters_matches_official_11_62():
     report = gflops_report(ModelConfig(method="evit+linear", num_classes=100))
     assert abs(report["gflops"] - 11.62) / 11.62 < 0.005
+
+
+def test_dense_backbone_of_a_model_with_exits_is_the_plain_vit():
+    """The dense column is timm's ViT-B/16 with its head: 86.57 M parameters (timm's own count)."""
+    with torch.device("meta"):
+        plain = sum(p.numel() for p in timm.create_model("vit_base_patch16_224", num_classes=100).parameters())
+    report = gflops_report(ModelConfig(num_classes=100, exit_layers=[4, 8]))
+    assert report["dense"]["params_total"] == plain
+    assert round(report["dense_gflops"], 2) == 17.58

@@ -29,14 +29,14 @@ def model_figures(model: torch.nn.Module) -> dict[str, Any]:
 
 def gflops_report(config: ModelConfig) -> dict[str, Any]:
     """Figures of ``config``'s model and of the dense backbone it is built on (same input, no
-    sparsification, no adapters: full fine-tuning's model).
+    sparsification, no adapters, no exits: full fine-tuning's model).
 
     Models are built on the meta device: shapes only, no weights are created or downloaded.
     """
     config = replace(config, weights=None)
     with torch.device("meta"):
         model = build_model(config=config)
-        dense = build_model(config=replace(config, method="full", keep_rate=1.0))
+        dense = build_model(config=replace(config, method="full", keep_rate=1.0, exit_layers=[]))
     figures = model_figures(model)
     dense_figures = model_figures(dense)
     return {
