@@ -27,6 +27,12 @@ def model_figures(model: torch.nn.Module) -> dict[str, Any]:
     }
 
 
+def baseline_config(config: ModelConfig, method: str) -> ModelConfig:
+    """The same backbone and input with another method at that method's own defaults, without exits."""
+    return replace(config, method=method, keep_rate=None, bottleneck=None, adapter_scale=None,
+                   adapter_dropout=None, exit_layers=[], weights=None)
+
+
 def gflops_report(config: ModelConfig) -> dict[str, Any]:
     """Figures of ``config``'s model and of the dense backbone it is built on (same input, no
     sparsification, no adapters, no exits: full fine-tuning's model).
@@ -36,7 +42,7 @@ def gflops_report(config: ModelConfig) -> dict[str, Any]:
     config = replace(config, weights=None)
     with torch.device("meta"):
         model = build_model(config=config)
-        dense = build_model(config=replace(config, method="full", keep_rate=1.0, exit_layers=[]))
+        dense = build_model(config=baseline_config(config, "full"))
     figures = model_figures(model)
     dense_figures = model_figures(dense)
     return {

@@ -12,8 +12,8 @@ from torch import nn
 
 from sttool.errors import SttoolError
 from sttool.profiling.exits import exits_profile
-from sttool.profiling.gflops import gflops_report
-from sttool.profiling.targets import ProfileTarget, baseline_config, build_random
+from sttool.profiling.gflops import baseline_config, gflops_report
+from sttool.profiling.targets import ProfileTarget, build_random
 from sttool.profiling.throughput import DTYPES, compare_throughput
 from sttool.profiling.training_step import compare_training_steps
 

@@ -50,12 +50,6 @@ def build_random(config: ModelConfig, device: torch.device) -> SparseViT:
     return build_model(config=replace(config, weights=None)).to(device)
 
 
-def baseline_config(config: ModelConfig, method: str) -> ModelConfig:
-    """The same backbone and input with another method at that method's own defaults, without exits."""
-    return replace(config, method=method, keep_rate=None, bottleneck=None, adapter_scale=None,
-                   adapter_dropout=None, exit_layers=[], weights=None)
-
-
 def is_run(path: Path) -> bool:
     """A folder (a run) or a safetensors file (a checkpoint), as opposed to a recipe file."""
     return path.is_dir() or path.suffix == CHECKPOINT_SUFFIX

@@ -3,6 +3,7 @@ kept, and, for images with a ground-truth mask, the share of kept patches that l
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
@@ -56,14 +57,17 @@ def output_paths(sources: list[Path], out_dir: Path | None) -> list[Path]:
         return out_dir if out_dir is not None else source.parent
 
     plain = [folder(source) / f"{source.stem}{SUFFIX}" for source in sources]
+    uses = Counter(plain)
     paths: list[Path] = []
+    taken: set[Path] = set()
     for source, path in zip(sources, plain, strict=True):
-        if plain.count(path) > 1:
+        if uses[path] > 1:
             path = folder(source) / f"{source.parent.name}_{source.stem}{SUFFIX}"
         base, number = path, 2
-        while path in paths:
+        while path in taken:
             path = base.with_name(f"{base.name[:-len(SUFFIX)]}_{number}{SUFFIX}")
             number += 1
+        taken.add(path)
         paths.append(path)
     return paths
 
