@@ -80,3 +80,27 @@ def test_exported_backbone_holds_timm_keys_only(tmp_path):
     assert not any(k.startswith(("head.", "token_head.")) for k in state)
     assert set(state) == set(vit_micro_patch8_64(num_classes=0).state_dict())
     assert all(v.dtype == torch.float16 for v in state.values())
+
+
+def test_micro_backbone_stages_chain_through_their_exports(tmp_path):
+    """Stage 2 starts from stage 1's exported backbone, and the final file is stage 2's backbone."""
+    import yaml
+
+    from sttool.engine.micro_backbone import STAGE_EXPORT, STAGES, build_micro_backbone
+    from sttool.models.weights import load_local_weights
+
+    out = tmp_path / "micro.safetensors"
+    overrides = [f"output_dir={tmp_path / 'runs'}/{{name}}", f"data.root={tmp_path / 'pretrain'}", "train.epochs=1",
+                 "train.max_steps_per_epoch=1", "optim.warmup_epochs=0", "train.batch_size=16"]
+    result = build_micro_backbone(STAGES, out, images_per_class=(1, 1, 1), overrides=overrides)
+    first, second = (load_recipe(path, overrides) for path in STAGES)
+    stage1 = first.run_dir / STAGE_EXPORT
+    resolved = yaml.safe_load((second.run_dir / "recipe.yaml").read_text())
+    assert resolved["model"]["weights"] == str(stage1)
+    assert [s["recipe"] for s in result["stages"]] == [str(p) for p in STAGES]
+    final, before = load_file(str(out)), load_file(str(stage1))
+    assert set(final) == set(before) and any(not torch.equal(final[k], before[k]) for k in final)
+    assert torch.equal(final["cls_token"], load_file(str(second.run_dir / STAGE_EXPORT))["cls_token"])
+    from sttool.models.micro import vit_micro_patch8_64
+
+    assert load_local_weights(vit_micro_patch8_64(num_classes=0), str(out))

@@ -155,16 +155,20 @@ def videos(
 @prepare_app.command("micro-backbone")
 @user_errors
 def micro_backbone(
-    recipe: Annotated[Path, typer.Option(help="The pre-training recipe.")] = Path("recipes/micro_backbone.yaml"),
+    recipe: Annotated[list[Path] | None, typer.Option(help="The pre-training recipes, run in order, each from the backbone the one before exported (repeatable; default: the two shipped stages).")] = None,
     out: Annotated[Path | None, typer.Option(help="Where to write the weights (default: the file the package ships).")] = None,
     images_per_class: Annotated[str, typer.Option(help="Pre-training images per class for train,val,test, if they must be generated.")] = "1000,100,100",
+    overwrite: Annotated[bool, typer.Option(help="Replace the stages' earlier runs in their run folders.")] = False,
 ) -> None:
-    """Rebuild the micro backbone the quickstart uses: synthetic pre-training data, training from scratch, export."""
+    """Rebuild the micro backbone the quickstart uses: synthetic pre-training data, training from scratch in stages, export."""
     from sttool.cli.common import err_console
-    from sttool.engine.micro_backbone import build_micro_backbone
+    from sttool.engine.micro_backbone import STAGES, build_micro_backbone
     from sttool.models.micro import MICRO_WEIGHTS
 
-    result = build_micro_backbone(recipe, out or MICRO_WEIGHTS, _counts(images_per_class, "--images-per-class"),
-                                  console=err_console)
+    result = build_micro_backbone(recipe or STAGES, out or MICRO_WEIGHTS, _counts(images_per_class, "--images-per-class"),
+                                  overwrite=overwrite, console=err_console)
+    for stage in result["stages"]:
+        console.print(f"{stage['recipe']}: test top-1 {stage['test_top1']:.2f}% (checkpoint {stage['checkpoint']})",
+                      highlight=False, soft_wrap=True)
     console.print(f"micro backbone: {result['weights']} ({result['bytes'] / 1e6:.1f} MB), pre-training test top-1 "
-                  f"{result['test_top1']:.2f}% (checkpoint {result['checkpoint']})", highlight=False, soft_wrap=True)
+                  f"{result['test_top1']:.2f}%", highlight=False, soft_wrap=True)

@@ -1,4 +1,4 @@
-"""Rebuild the micro backbone: generate its pre-training data, run its recipe, export the weights."""
+"""Rebuild the micro backbone: generate its pre-training data, run its recipes in order, export the weights."""
 
 from __future__ import annotations
 
@@ -14,24 +14,40 @@ from sttool.errors import SttoolError
 from sttool.models.micro import MICRO_NAME, MICRO_WEIGHTS, export_backbone
 
 MAX_BYTES = 10 * 1024 * 1024
+STAGES = (Path("recipes/micro_backbone.yaml"), Path("recipes/micro_backbone_stage2.yaml"))
+STAGE_EXPORT = "backbone.safetensors"  # each stage's backbone, in its run folder, for the next stage
 
 
-def build_micro_backbone(recipe_path: Path, out: Path = MICRO_WEIGHTS, images_per_class: tuple[int, int, int] = (1000, 100, 100),
-                         overrides: list[str] | None = None, console: Console | None = None) -> dict[str, Any]:
-    """Pre-train ``recipe_path`` (from scratch, on the synthetic pretrain task) and export its backbone."""
+def build_micro_backbone(recipes: list[Path] | tuple[Path, ...] = STAGES, out: Path = MICRO_WEIGHTS,
+                         images_per_class: tuple[int, int, int] = (1000, 100, 100), overrides: list[str] | None = None,
+                         overwrite: bool = False, console: Console | None = None) -> dict[str, Any]:
+    """Pre-train the micro backbone through ``recipes`` in order and export the last stage's backbone to ``out``.
+
+    The first recipe trains from its own ``model.weights`` (``none``: from scratch); each later one starts
+    from the backbone the stage before it exported to ``RUN_DIR/backbone.safetensors``.
+    """
     from sttool.data import SyntheticOptions, make_synthetic
 
-    recipe = load_recipe(recipe_path, overrides)
-    if recipe.model.backbone.split(".")[0] != MICRO_NAME or recipe.model.method != "full":
-        raise SttoolError(f"{recipe_path}: expected a full training of {MICRO_NAME}, got {recipe.model.backbone} / {recipe.model.method}")
-    if not (Path(recipe.data.root) / "images" / "info.json").is_file():
-        make_synthetic(SyntheticOptions(out=recipe.data.root, task="pretrain", images_per_class=images_per_class, videos=False))
-    results = finetune(recipe, console=console)
-    if results.get("status") == "interrupted":
-        raise SttoolError(f"pre-training was interrupted; continue with: sttool finetune {recipe_path} --resume")
-    model, _, checkpoint = load_checkpoint_model(recipe.run_dir)
+    if not recipes:
+        raise SttoolError("no pre-training recipe given")
+    previous: Path | None = None
+    stages = []
+    for path in recipes:
+        chained = [f"model.weights={previous}"] if previous is not None else []
+        recipe = load_recipe(path, [*(overrides or []), *chained])
+        if recipe.model.backbone.split(".")[0] != MICRO_NAME or recipe.model.method != "full":
+            raise SttoolError(f"{path}: expected a full training of {MICRO_NAME}, got {recipe.model.backbone} / {recipe.model.method}")
+        if not (Path(recipe.data.root) / "images" / "info.json").is_file():
+            make_synthetic(SyntheticOptions(out=recipe.data.root, task="pretrain", images_per_class=images_per_class, videos=False))
+        results = finetune(recipe, console=console, overwrite=overwrite)
+        if results.get("status") == "interrupted":
+            raise SttoolError(f"pre-training was interrupted; continue with: sttool finetune {path} --resume, then run "
+                              "'sttool prepare micro-backbone' again (finished stages are trained again from the start)")
+        model, _, checkpoint = load_checkpoint_model(recipe.run_dir)
+        previous = recipe.run_dir / STAGE_EXPORT
+        export_backbone(model, previous)
+        stages.append({"recipe": str(path), "checkpoint": str(checkpoint), "test_top1": results["test"]["top1"], "best": results["best"]})
     size = export_backbone(model, out)
     if size > MAX_BYTES:
         raise SttoolError(f"the exported backbone {out} has {size} bytes, more than the 10 MB the repository allows")
-    return {"weights": str(out), "bytes": size, "checkpoint": str(checkpoint), "test_top1": results["test"]["top1"],
-            "best": results["best"]}
+    return {"weights": str(out), "bytes": size, "stages": stages, "test_top1": stages[-1]["test_top1"]}

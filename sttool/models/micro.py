@@ -1,9 +1,9 @@
 """The micro backbone: a 12-block ViT small enough to pre-train and fine-tune on a CPU in minutes.
 
 It is registered in timm's model registry like any timm ViT (``vit_micro_patch8_64``), and its
-weights, pre-trained by sttool's own recipe (``recipes/micro_backbone.yaml``) on the synthetic
-``pretrain`` task, ship inside the package: ``weights: hub`` loads them through timm's pretrained
-path from that file, with no network. The default blocks 4, 7 and 10 prune as on ViT-B.
+weights, pre-trained by sttool's own recipes (``recipes/micro_backbone.yaml``, then
+``recipes/micro_backbone_stage2.yaml``) on the synthetic ``pretrain`` task, ship inside the package:
+``weights: hub`` loads them through timm's pretrained path from that file, with no network. The default blocks 4, 7 and 10 prune as on ViT-B.
 """
 
 from __future__ import annotations
