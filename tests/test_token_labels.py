@@ -104,3 +104,6 @@ def test_micro_backbone_stages_chain_through_their_exports(tmp_path):
     from sttool.models.micro import vit_micro_patch8_64
 
     assert load_local_weights(vit_micro_patch8_64(num_classes=0), str(out))
+    again = build_micro_backbone(STAGES, tmp_path / "again.safetensors", images_per_class=(1, 1, 1), overrides=overrides)
+    assert [s["checkpoint"] for s in again["stages"]] == [s["checkpoint"] for s in result["stages"]]
+    assert all(torch.equal(final[k], v) for k, v in load_file(str(tmp_path / "again.safetensors")).items())

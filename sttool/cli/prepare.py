@@ -158,7 +158,7 @@ def micro_backbone(
     recipe: Annotated[list[Path] | None, typer.Option(help="The pre-training recipes, run in order, each from the backbone the one before exported (repeatable; default: the two shipped stages).")] = None,
     out: Annotated[Path | None, typer.Option(help="Where to write the weights (default: the file the package ships).")] = None,
     images_per_class: Annotated[str, typer.Option(help="Pre-training images per class for train,val,test, if they must be generated.")] = "1000,100,100",
-    overwrite: Annotated[bool, typer.Option(help="Replace the stages' earlier runs in their run folders.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Train every stage again, replacing its earlier run (default: resume the stages that have a checkpoint).")] = False,
 ) -> None:
     """Rebuild the micro backbone the quickstart uses: synthetic pre-training data, training from scratch in stages, export."""
     from sttool.cli.common import err_console

@@ -3,7 +3,8 @@
 It is registered in timm's model registry like any timm ViT (``vit_micro_patch8_64``), and its
 weights, pre-trained by sttool's own recipes (``recipes/micro_backbone.yaml``, then
 ``recipes/micro_backbone_stage2.yaml``) on the synthetic ``pretrain`` task, ship inside the package:
-``weights: hub`` loads them through timm's pretrained path from that file, with no network. The default blocks 4, 7 and 10 prune as on ViT-B.
+``weights: hub`` loads them through timm's pretrained path from that file, with no network. The
+default blocks 4, 7 and 10 prune as on ViT-B.
 """
 
 from __future__ import annotations
