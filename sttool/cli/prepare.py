@@ -155,20 +155,21 @@ def videos(
 @prepare_app.command("micro-backbone")
 @user_errors
 def micro_backbone(
-    recipe: Annotated[list[Path] | None, typer.Option(help="The pre-training recipes, run in order, each from the backbone the one before exported (repeatable; default: the two shipped stages).")] = None,
+    stem_recipe: Annotated[Path | None, typer.Option(help="Stage 1, the stem as a CNN (default: the shipped micro_backbone_stem.yaml).")] = None,
+    recipe: Annotated[Path | None, typer.Option(help="Stage 2, the whole ViT from that stem (default: the shipped micro_backbone.yaml).")] = None,
     out: Annotated[Path | None, typer.Option(help="Where to write the weights (default: the file the package ships).")] = None,
-    images_per_class: Annotated[str, typer.Option(help="Pre-training images per class for train,val,test, if they must be generated.")] = "1000,100,100",
-    overwrite: Annotated[bool, typer.Option(help="Train every stage again, replacing its earlier run (default: resume the stages that have a checkpoint).")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda: where both stages train and render their images.")] = "auto",
+    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override for both recipes: key=value (repeatable).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Train both stages again, replacing their earlier runs (default: resume a stage that has a checkpoint).")] = False,
 ) -> None:
-    """Rebuild the micro backbone the quickstart uses: synthetic pre-training data, training from scratch in stages, export."""
+    """Rebuild the micro backbone the quickstart uses: its stem as a CNN, then the whole ViT, on rendered images; export."""
     from sttool.cli.common import err_console
-    from sttool.engine.micro_backbone import STAGES, build_micro_backbone
+    from sttool.engine.micro_backbone import build_micro_backbone
     from sttool.models.micro import MICRO_WEIGHTS
 
-    result = build_micro_backbone(recipe or STAGES, out or MICRO_WEIGHTS, _counts(images_per_class, "--images-per-class"),
+    result = build_micro_backbone(stem_recipe, recipe, out or MICRO_WEIGHTS, [f"train.device={device}", *(set_ or [])],
                                   overwrite=overwrite, console=err_console)
-    for stage in result["stages"]:
-        console.print(f"{stage['recipe']}: test top-1 {stage['test_top1']:.2f}% (checkpoint {stage['checkpoint']})",
-                      highlight=False, soft_wrap=True)
-    console.print(f"micro backbone: {result['weights']} ({result['bytes'] / 1e6:.1f} MB), pre-training test top-1 "
-                  f"{result['test_top1']:.2f}%", highlight=False, soft_wrap=True)
+    console.print(f"stem (stage 1): val top-1 {result['stem_val_top1']:.2f}%; ViT (stage 2): best val top-1 "
+                  f"{result['best']['top1']:.2f}% (epoch {result['best']['epoch']}), test top-1 {result['test_top1']:.2f}%",
+                  highlight=False, soft_wrap=True)
+    console.print(f"micro backbone: {result['weights']} ({result['bytes'] / 1e6:.1f} MB)", highlight=False, soft_wrap=True)

@@ -48,6 +48,7 @@ class DataConfig:
     num_workers: int = 2
     video_dir: str | None = None  # ssv2/k400: folder of the videos, relative to root (None: searched)
     masks: bool = False  # synthetic_images: also give each image's foreground mask (for token labels)
+    stream: int = 0  # synthetic_images: train on this many freshly rendered images per epoch, not the files
 
     @property
     def is_video(self) -> bool:
@@ -93,6 +94,10 @@ class DataConfig:
                 raise SttoolError(f"{where}.task: synthetic_images has tasks {', '.join(SYNTHETIC_TASKS)}, not '{self.task}'")
         elif self.task is not None:
             raise SttoolError(f"{where}.task: '{self.task}' is set, but only vtab and synthetic_images have tasks")
+        if self.stream < 0:
+            raise SttoolError(f"{where}.stream: {self.stream} must be 0 (train on the files) or a number of images per epoch")
+        if self.stream and (self.dataset != "synthetic_images" or self.task is None):
+            raise SttoolError(f"{where}.stream: only synthetic_images with a task (shapes or pretrain) can be rendered on the fly")
         if self.masks and self.dataset != "synthetic_images":
             raise SttoolError(f"{where}.masks: only synthetic_images has foreground masks, not {self.dataset}")
         if not self.is_video:

@@ -1,60 +1,152 @@
-"""Rebuild the micro backbone: generate its pre-training data, run its recipes in order, export the weights."""
+"""Rebuild the micro backbone: its stem as a small CNN, then the whole ViT, on freshly rendered images.
+
+Stage 1 (``recipes/micro_backbone_stem.yaml``) trains the convolutional stem alone as a CNN
+classifier (``StemClassifier``): a CNN learns the shapes from far fewer images than a ViT. Its
+BatchNorms are folded into the convolutions and the stem is written, with freshly initialised blocks,
+as a whole backbone file. Stage 2 (``recipes/micro_backbone.yaml``) trains every parameter of the
+ViT from there with token labels. Both stages stream their training images (``data.stream``), so
+nothing is memorised, and both resume from their last checkpoint after an interruption.
+"""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
-from sttool.config.recipe import load_recipe
+from sttool.config.recipe import Recipe, load_recipe
+from sttool.config.schema import to_dict
+from sttool.engine import setup
+from sttool.engine.checkpoint import load_trained_state, read_checkpoint, restore_optimizer, save_checkpoint
+from sttool.engine.distributed import DistContext, resolve_device
+from sttool.engine.evaluate import evaluate
 from sttool.engine.evaluate_run import load_checkpoint_model
+from sttool.engine.faults import StopRequest
+from sttool.engine.loop import EpochRunner, StepCounter
+from sttool.engine.mixup import soft_cross_entropy
+from sttool.engine.progress import TrainingProgress
 from sttool.engine.run_dir import RunDir
 from sttool.engine.trainer import finetune
 from sttool.errors import SttoolError
-from sttool.models.micro import MICRO_NAME, MICRO_WEIGHTS, export_backbone
+from sttool.models.build import build_model
+from sttool.models.micro import MICRO_NAME, MICRO_WEIGHTS, StemClassifier, export_backbone
 
 MAX_BYTES = 10 * 1024 * 1024
-STAGES = (Path("recipes/micro_backbone.yaml"), Path("recipes/micro_backbone_stage2.yaml"))
 STAGE_EXPORT = "backbone.safetensors"  # each stage's backbone, in its run folder, for the next stage
+PRETRAIN_COUNTS = (0, 100, 100)  # images per class written for train, val, test: training streams its own
 
 
-def build_micro_backbone(recipes: list[Path] | tuple[Path, ...] = STAGES, out: Path = MICRO_WEIGHTS,
-                         images_per_class: tuple[int, int, int] = (1000, 100, 100), overrides: list[str] | None = None,
-                         overwrite: bool = False, console: Console | None = None) -> dict[str, Any]:
-    """Pre-train the micro backbone through ``recipes`` in order and export the last stage's backbone to ``out``.
+def shipped_recipe(name: str) -> Path:
+    """A recipe that ships inside the package (``sttool/recipes``), so the build runs from any folder."""
+    return Path(str(resources.files("sttool") / "recipes" / name))
 
-    The first recipe trains from its own ``model.weights`` (``none``: from scratch); each later one starts
-    from the backbone the stage before it exported to ``RUN_DIR/backbone.safetensors``. A stage whose
-    run folder already holds a checkpoint is resumed (a finished one is only evaluated again), so an
-    interrupted build continues where it stopped; ``overwrite`` trains every stage again.
+
+STEM_RECIPE = "micro_backbone_stem.yaml"
+VIT_RECIPE = "micro_backbone.yaml"
+
+
+def _check(recipe: Recipe, path: Path) -> None:
+    if recipe.model.backbone.split(".")[0] != MICRO_NAME or recipe.model.method != "full":
+        raise SttoolError(f"{path}: expected a full training of {MICRO_NAME}, got {recipe.model.backbone} / {recipe.model.method}")
+    if not recipe.data.stream:
+        raise SttoolError(f"{path}: data.stream must give the images per epoch; the micro backbone trains on rendered images")
+
+
+def train_stem(recipe: Recipe, resume: bool = False, overwrite: bool = False, console: Console | None = None) -> dict[str, Any]:
+    """Stage 1: train the stem as a CNN on streamed images, then write the backbone it starts (folded stem,
+    blocks initialised from ``train.seed``) to ``RUN_DIR/backbone.safetensors``."""
+    console = console or Console(stderr=True)
+    context = DistContext()
+    device = resolve_device(recipe.train.device, context)
+    with torch.device("meta"):
+        spec = setup.input_spec(build_model(config=replace(recipe.model, weights=None, num_classes=recipe.model.num_classes or 1)))
+    datasets = setup.build_datasets(recipe, spec)
+    recipe = setup.resolve_classes(recipe, datasets)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.train.seed)
+        classifier = StemClassifier(recipe.model.num_classes).to(device)
+    run_dir = RunDir(recipe.run_dir)
+    resolved = to_dict(recipe)
+    run_dir.prepare(resolved, resume, overwrite)
+    optimizer = setup.create_optimizer(classifier, recipe)
+    counter = StepCounter()
+    if resume:
+        state, optim_state, meta = read_checkpoint(run_dir.last)
+        load_trained_state(classifier, state, str(run_dir.last))
+        restore_optimizer(optimizer, optim_state, meta, device)
+        counter = StepCounter(meta["epoch"], meta["step"], meta["global_step"])
+    loader, sampler = setup.train_loader(datasets["train"], recipe, context, spec, device)
+    runner = EpochRunner(recipe, classifier, lambda logits, targets, labels, masks: soft_cross_entropy(logits, targets),
+                         optimizer, loader, sampler, device, context, recipe.model.num_classes)
+    val_loader = setup.eval_loader(datasets["val"], recipe, context)
+
+    def save() -> None:
+        meta = {"recipe": resolved, "kind": "last", "epoch": counter.epoch, "step": counter.step, "global_step": counter.global_step}
+        save_checkpoint(run_dir.last, classifier, meta, optimizer)
+
+    val: dict[str, Any] = {}
+    with TrainingProgress(recipe.train.epochs, True, recipe.train.log_every, console) as progress, StopRequest() as stop:
+        while counter.epoch < recipe.train.epochs:
+            result = runner.run_epoch(counter, progress, stop)
+            if result.stopped:
+                save()
+                progress.note(f"stopped by {stop.signal_name or 'a stop request'}: resumable checkpoint {run_dir.last}")
+                return {"status": "interrupted"}
+            val = evaluate(classifier, val_loader, device, recipe.train.precision, recipe.model.num_classes, context, 3)
+            progress.note(f"stem epoch {counter.epoch + 1}: train loss {result.loss:.4f}, val top-1 {val['top1']:.2f}%")
+            run_dir.log({"event": "train", "epoch": counter.epoch + 1, "loss": result.loss, "val": val})
+            counter.epoch, counter.step = counter.epoch + 1, 0
+            save()
+    if not val:  # a finished run resumed: measure again
+        val = evaluate(classifier, val_loader, device, recipe.train.precision, recipe.model.num_classes, context, 3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.train.seed)
+        backbone = setup.create_model(replace(recipe, model=replace(recipe.model, weights="none")), torch.device("cpu"))
+    classifier.to("cpu").eval().fold_into(backbone)
+    export_backbone(backbone, run_dir.path / STAGE_EXPORT)
+    results = {"name": recipe.name, "val": val}
+    run_dir.write_results(results)
+    return results
+
+
+def build_micro_backbone(stem_recipe: Path | None = None, recipe: Path | None = None, out: Path = MICRO_WEIGHTS,
+                         overrides: list[str] | None = None, overwrite: bool = False,
+                         console: Console | None = None) -> dict[str, Any]:
+    """Both stages in order and the export of the ViT's backbone to ``out``.
+
+    A stage whose run folder already holds a checkpoint is resumed (a finished one is only evaluated
+    again), so an interrupted build continues where it stopped; ``overwrite`` trains both again.
+    ``overrides`` (``key=value``) apply to both recipes, e.g. ``train.device=cuda``.
     """
     from sttool.data import SyntheticOptions, make_synthetic
 
-    if not recipes:
-        raise SttoolError("no pre-training recipe given")
-    previous: Path | None = None
-    stages = []
-    for path in recipes:
-        chained = [f"model.weights={previous}"] if previous is not None else []
-        recipe = load_recipe(path, [*(overrides or []), *chained])
-        if recipe.model.backbone.split(".")[0] != MICRO_NAME or recipe.model.method != "full":
-            raise SttoolError(f"{path}: expected a full training of {MICRO_NAME}, got {recipe.model.backbone} / {recipe.model.method}")
-        if not (Path(recipe.data.root) / "images" / "info.json").is_file():
-            make_synthetic(SyntheticOptions(out=recipe.data.root, task="pretrain", images_per_class=images_per_class, videos=False))
-        resume = not overwrite and RunDir(recipe.run_dir).last.is_file()
-        results = finetune(recipe, resume=resume, console=console, overwrite=overwrite)
-        if results.get("status") == "interrupted":
-            raise SttoolError(f"pre-training was interrupted in {path}; run the same 'sttool prepare micro-backbone' "
-                              "command again to continue where it stopped")
-        model, _, checkpoint = load_checkpoint_model(recipe.run_dir)
-        previous = recipe.run_dir / STAGE_EXPORT
-        export_backbone(model, previous)
-        stages.append({"recipe": str(path), "checkpoint": str(checkpoint), "test_top1": results["test"]["top1"], "best": results["best"]})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(previous, out)
-    size = out.stat().st_size
+    stem_path, vit_path = stem_recipe or shipped_recipe(STEM_RECIPE), recipe or shipped_recipe(VIT_RECIPE)
+    stem = load_recipe(stem_path, overrides)
+    _check(stem, stem_path)
+    if not (Path(stem.data.root) / "images" / "info.json").is_file():
+        make_synthetic(SyntheticOptions(out=stem.data.root, task="pretrain", images_per_class=PRETRAIN_COUNTS, videos=False))
+    stem_results = train_stem(stem, resume=not overwrite and RunDir(stem.run_dir).last.is_file(), overwrite=overwrite, console=console)
+    if stem_results.get("status") == "interrupted":
+        raise SttoolError("pre-training was interrupted in the stem stage; run the same 'sttool prepare micro-backbone' "
+                          "command again to continue where it stopped")
+    vit = load_recipe(vit_path, [*(overrides or []), f"model.weights={stem.run_dir / STAGE_EXPORT}"])
+    _check(vit, vit_path)
+    results = finetune(vit, resume=not overwrite and RunDir(vit.run_dir).last.is_file(), console=console, overwrite=overwrite)
+    if results.get("status") == "interrupted":
+        raise SttoolError("pre-training was interrupted in the ViT stage; run the same 'sttool prepare micro-backbone' "
+                          "command again to continue where it stopped")
+    model, _, checkpoint = load_checkpoint_model(vit.run_dir)
+    export = vit.run_dir / STAGE_EXPORT
+    export_backbone(model, export)
+    size = export.stat().st_size
     if size > MAX_BYTES:
-        raise SttoolError(f"the exported backbone {out} has {size} bytes, more than the 10 MB the repository allows")
-    return {"weights": str(out), "bytes": size, "stages": stages, "test_top1": stages[-1]["test_top1"]}
+        raise SttoolError(f"the exported backbone {export} has {size} bytes, more than the 10 MB the repository allows")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(export, out)
+    return {"weights": str(out), "bytes": size, "stem_val_top1": stem_results["val"]["top1"],
+            "checkpoint": str(checkpoint), "best": results["best"], "test_top1": results["test"]["top1"]}

@@ -37,9 +37,13 @@ def build_datasets(recipe: Recipe, spec: Any) -> dict[str, Dataset | None]:
     """Train (with augmentation), val and test datasets; a split the data lacks is None."""
     from sttool.data import build_dataset, has_split
 
-    datasets: dict[str, Dataset | None] = {}
+    datasets: dict[str, Any] = {}
     for split in SPLITS:
-        if split == "train" or has_split(recipe.data, split):
+        if split == "train" and recipe.data.stream:
+            from sttool.data.synthetic.stream import StreamedTask
+
+            datasets[split] = StreamedTask(recipe.data.task, recipe.data.stream)
+        elif split == "train" or has_split(recipe.data, split):
             datasets[split] = build_dataset(recipe.data, split, spec, train=split == "train")
         else:
             datasets[split] = None
@@ -111,9 +115,12 @@ def create_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=recipe.optim.peak_lr(recipe.train.batch_size), betas=tuple(recipe.optim.betas))
 
 
-def train_loader(dataset: Dataset, recipe: Recipe, context: DistContext) -> tuple[DataLoader, EpochBatchSampler]:
-    """Deterministic micro-batches of this process (see ``sampling``) with seeded augmentation."""
+def train_loader(dataset: Any, recipe: Recipe, context: DistContext, spec: Any = None,
+                 device: torch.device | None = None) -> tuple[Any, Any]:
+    """Deterministic micro-batches of this process (see ``sampling``) with seeded augmentation; for a
+    streamed task, batches rendered on ``device`` (the loader is then its own sampler)."""
     from sttool.data import collate
+    from sttool.data.synthetic.stream import StreamedTask, SyntheticStream
 
     train = recipe.train
     if train.batch_size % (train.accum_steps * context.world_size):
@@ -121,6 +128,12 @@ def train_loader(dataset: Dataset, recipe: Recipe, context: DistContext) -> tupl
             f"train.batch_size {train.batch_size} is not divisible by accum_steps x processes "
             f"({train.accum_steps} x {context.world_size})"
         )
+    if isinstance(dataset, StreamedTask):
+        if len(dataset) < train.batch_size:
+            raise SttoolError(f"data.stream: {len(dataset)} images per epoch is fewer than train.batch_size {train.batch_size}")
+        stream = SyntheticStream(dataset, train.batch_size, train.accum_steps, context.world_size, context.rank, train.seed,
+                                 spec, recipe.data.flips(), recipe.data.masks, device or torch.device("cpu"), train.max_steps_per_epoch)
+        return stream, stream
     plan = BatchPlan(len(dataset), train.batch_size, train.accum_steps, context.world_size, context.rank, train.seed)
     if plan.steps_per_epoch == 0:
         raise SttoolError(f"train.batch_size {train.batch_size} is larger than the training set ({len(dataset)} samples)")

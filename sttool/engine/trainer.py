@@ -82,7 +82,7 @@ class Run:
         if context.enabled:
             synchronise_batch_norms(self.model)
             train_model = DistributedDataParallel(train_model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        loader, sampler = setup.train_loader(self.datasets["train"], recipe, context)
+        loader, sampler = setup.train_loader(self.datasets["train"], recipe, context, self.spec, self.device)
         runner = EpochRunner(recipe, train_model, objective, optimizer, loader, sampler, self.device, context,
                              recipe.model.num_classes)
         if self.scaler_state:

@@ -80,6 +80,30 @@ def norm_macs(layer: nn.Module, tokens: int, dim: int) -> int:
     return 0
 
 
+def conv_macs(conv: nn.Module, outputs: int) -> int:
+    """Multiply-adds of a convolution producing ``outputs`` output positions (fvcore: out x in x kernel / groups)."""
+    kernel = 1
+    for size in conv.kernel_size:
+        kernel *= size
+    return outputs * conv.out_channels * conv.in_channels * kernel // conv.groups
+
+
+def embed_macs(embed: nn.Module, patches: int) -> int:
+    """The patch embedding: ``proj`` on every token position, and a convolutional stem (if any) on every
+    frame before it. A stem's convolutions run in order; each output size follows from stride and padding."""
+    macs = conv_macs(embed.proj, patches)
+    stem = getattr(embed, "stem", None)
+    if stem is None:
+        return macs
+    frames = getattr(embed, "time_size", 1) * embed.proj.kernel_size[0] if isinstance(embed.proj, nn.Conv3d) else 1
+    height, width = embed.img_size
+    for conv in (m for m in stem.modules() if isinstance(m, nn.Conv2d)):
+        height = (height + 2 * conv.padding[0] - conv.dilation[0] * (conv.kernel_size[0] - 1) - 1) // conv.stride[0] + 1
+        width = (width + 2 * conv.padding[1] - conv.dilation[1] * (conv.kernel_size[1] - 1) - 1) // conv.stride[1] + 1
+        macs += frames * conv_macs(conv, height * width)
+    return macs
+
+
 def _history_length(kind: str, index: int, stage_closers: set[int]) -> int:
     """How many earlier adapter outputs a block's token selection must also be applied to."""
     if kind == "dense":
@@ -93,12 +117,8 @@ def count_flops(model: nn.Module, num_patches: int | None = None, include_norms:
     """Multiply-adds of ``model`` (a timm ViT, patched by sttool or not) for one input."""
     count = FlopCount(include_norms=include_norms)
     dim = model.embed_dim
-    proj = model.patch_embed.proj
     patches = num_patches if num_patches is not None else model.patch_embed.num_patches
-    kernel = 1
-    for size in proj.kernel_size:
-        kernel *= size
-    count.before_blocks = count.add("patch_embed", patches * proj.out_channels * proj.in_channels * kernel // proj.groups)
+    count.before_blocks = count.add("patch_embed", embed_macs(model.patch_embed, patches))
     prefix = model.num_prefix_tokens
     tokens = patches + prefix
     blocks = list(model.blocks)

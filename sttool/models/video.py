@@ -22,9 +22,10 @@ class TubeletEmbed(nn.Module):
     def __init__(self, image_embed: nn.Module, num_frames: int, tubelet: int) -> None:
         super().__init__()
         conv = image_embed.proj
+        self.stem = getattr(image_embed, "stem", None)  # a convolutional stem runs on every frame
         self.proj = nn.Conv3d(
             conv.in_channels, conv.out_channels, kernel_size=(tubelet, *conv.kernel_size),
-            stride=(tubelet, *conv.stride), bias=conv.bias is not None,
+            stride=(tubelet, *conv.stride), padding=(0, *conv.padding), bias=conv.bias is not None,
         ).to(device=conv.weight.device, dtype=conv.weight.dtype)
         with torch.no_grad():
             self.proj.weight.copy_(conv.weight.unsqueeze(2).repeat(1, 1, tubelet, 1, 1) / tubelet)
@@ -41,6 +42,10 @@ class TubeletEmbed(nn.Module):
         """(B, 3, T, H, W) -> (B, T / t, h * w, C)."""
         if x.ndim != 5:
             raise SttoolError(f"a video model takes clips shaped (B, 3, T, H, W); got a tensor of shape {tuple(x.shape)}")
+        if self.stem is not None:
+            B, _, T = x.shape[:3]
+            frames = self.stem(x.transpose(1, 2).flatten(0, 1))  # (B * T, C', H', W')
+            x = frames.view(B, T, *frames.shape[1:]).transpose(1, 2)  # (B, C', T, H', W')
         x = self.proj(x)  # (B, C, T', h, w)
         return self.norm(x.flatten(3).permute(0, 2, 3, 1))  # (B, T', h * w, C)
 

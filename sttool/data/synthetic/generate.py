@@ -41,8 +41,8 @@ class SyntheticOptions:
                 raise SttoolError(f"synthetic {name} {getattr(self, name)} is too small (at least {least})")
         for name in ("images_per_class", "videos_per_class"):
             counts = getattr(self, name)
-            if len(counts) != len(SPLITS) or min(counts) < 0 or counts[0] < 1:
-                raise SttoolError(f"synthetic {name} {tuple(counts)}: give train,val,test counts, train at least 1")
+            if len(counts) != len(SPLITS) or min(counts) < 0 or sum(counts) < 1:
+                raise SttoolError(f"synthetic {name} {tuple(counts)}: give train,val,test counts, 0 or more, not all 0")
 
 
 def _clear(folders: list[Path], marker: Path) -> None:

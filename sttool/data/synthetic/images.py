@@ -2,8 +2,8 @@
 
 Layout: ``ROOT/images/{train,val,test}/<class>/<nnnnn>.png`` and the masks (0/255, one channel) at
 ``ROOT/masks/...`` under the same names; ``ROOT/images/info.json`` records the options and statistics.
-Every image comes from its own seed (seed, task, split, class, index), so a set is the same bytes for
-the same options however it is generated.
+Each run of ``CHUNK`` images of one class in one split is rendered on the CPU from its own seed (seed,
+task, split, class, chunk), so a set is the same bytes for the same options however it is generated.
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
-from sttool.data.synthetic.canvas import background, composite, object_colour, shape_alpha
-from sttool.data.synthetic.shapes import TASKS, Mask
+from sttool.data.synthetic.render import render_images
+from sttool.data.synthetic.shapes import TASKS
 
 SPLITS = ("train", "val", "test")
 TASK_IDS = {"shapes": 0, "pretrain": 1, "motion": 2}
-OBJECT_RADIUS = (0.26, 0.40)  # share of the image side; keeps the object a minority of the pixels
+CHUNK = 50  # images rendered per batch (part of what fixes the bytes)
 
 
 @dataclass
@@ -44,17 +45,10 @@ def write_info(folder: Path, report: SetReport) -> None:
     (folder / "info.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
-def sample_rng(seed: int, task: str, split: str, label: int, index: int) -> np.random.Generator:
-    return np.random.default_rng([seed, TASK_IDS[task], SPLITS.index(split), label, index])
-
-
-def render_image(rng: np.random.Generator, inside: Callable[[np.ndarray, np.ndarray], Mask], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A uint8 (S, S, 3) image with one shape of kind ``inside`` and its bool (S, S) mask."""
-    backdrop = background(rng, size)
-    radius = rng.uniform(*OBJECT_RADIUS) * size
-    centre = rng.uniform(radius, size - radius, 2)
-    alpha = shape_alpha(inside, size, (centre[0], centre[1]), radius, rng.uniform(0.0, 2 * np.pi))
-    return composite(backdrop, alpha, object_colour(rng, backdrop)), alpha >= 0.5
+def chunk_generator(seed: int, task: str, split: str, label: int, chunk: int) -> torch.Generator:
+    """The CPU generator of one chunk of one class in one split."""
+    mixed = np.random.SeedSequence([seed, TASK_IDS[task], SPLITS.index(split), label, chunk]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(mixed >> 1))
 
 
 def write_image_set(
@@ -72,14 +66,17 @@ def write_image_set(
     counts = {}
     for split, count in zip(SPLITS, per_class, strict=True):
         counts[split] = count * len(kinds)
-        for label, (name, inside) in enumerate(kinds.items()):
+        for label, name in enumerate(kinds):
             for folder in ("images", "masks"):
                 (out / folder / split / name).mkdir(parents=True, exist_ok=True)
-            for index in range(count):
-                image, mask = render_image(sample_rng(seed, task, split, label, index), inside, image_size)
-                Image.fromarray(image).save(out / "images" / split / name / f"{index:05d}.png")
-                Image.fromarray(mask.astype(np.uint8) * 255).save(out / "masks" / split / name / f"{index:05d}.png")
-                areas.append(float(mask.mean()))
+            for first in range(0, count, CHUNK):
+                size = min(CHUNK, count - first)
+                labels = torch.full((size,), label)
+                images, masks = render_images(list(kinds.values()), labels, image_size, chunk_generator(seed, task, split, label, first // CHUNK))
+                for offset, (image, mask) in enumerate(zip(images.permute(0, 2, 3, 1).numpy(), masks.numpy(), strict=True)):
+                    Image.fromarray(image).save(out / "images" / split / name / f"{first + offset:05d}.png")
+                    Image.fromarray(mask.astype(np.uint8) * 255).save(out / "masks" / split / name / f"{first + offset:05d}.png")
+                    areas.append(float(mask.mean()))
             if advance is not None:
                 advance(count)
     options = {"seed": seed, "image_size": image_size, "per_class": dict(zip(SPLITS, per_class, strict=True))}

@@ -2,8 +2,8 @@
 
 A single frame cannot tell the classes apart: the start is uniform on the torus (the object wraps
 around the edges), so the position in every frame is uniform whatever the direction, and shape kind,
-size, colour, rotation, speed and background are drawn independently of the class. Only motion
-across frames separates them, and a horizontal flip changes the class (``hflip`` is off by default).
+size, colour, rotation, speed and background are drawn independently of the class (``render_clips``).
+Only motion across frames separates them, and a horizontal flip changes the class (``hflip`` is off).
 
 Layout: ``ROOT/videos/clips/{split}/<direction>/<nnnnn>.avi`` (lossless FFV1, see ``video.write``),
 list files ``ROOT/videos/{train,val,test}.txt`` (``clips/... <label>``), ``classes.txt`` and ``info.json``.
@@ -14,35 +14,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+import torch
 
-from sttool.data.synthetic.canvas import background, composite, object_colour, shape_alpha
-from sttool.data.synthetic.images import SPLITS, SetReport, sample_rng, write_info
-from sttool.data.synthetic.shapes import SHAPES
+from sttool.data.synthetic.images import CHUNK, SPLITS, SetReport, chunk_generator, write_info
+from sttool.data.synthetic.render import render_clips
 from sttool.data.video.write import LOSSLESS_SUFFIX, write_video
 
 # Class c moves at c * 45 degrees; image y points down, so 90 degrees is "down".
 DIRECTIONS = ("right", "down-right", "down", "down-left", "left", "up-left", "up", "up-right")
-VIDEO_RADIUS = (0.16, 0.24)  # share of the frame side
-SPEED = (1.5, 2.5)  # pixels per frame at 64 px, scaled with the frame size
 FPS = 8
-
-
-def render_video(rng: np.random.Generator, direction: int, size: int, num_frames: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Frames uint8 (T, S, S, 3) of a shape moving towards ``DIRECTIONS[direction]``, and what was drawn."""
-    backdrop = background(rng, size)
-    kind = str(rng.choice(list(SHAPES)))
-    radius = rng.uniform(*VIDEO_RADIUS) * size
-    start = rng.uniform(0.0, size, 2)
-    heading = direction * np.pi / 4
-    velocity = rng.uniform(*SPEED) * size / 64.0 * np.array([np.cos(heading), np.sin(heading)])
-    rotation = rng.uniform(0.0, 2 * np.pi)
-    colour = object_colour(rng, backdrop)
-    centres = (start + velocity * np.arange(num_frames)[:, None]) % size  # (T, 2)
-    frames = np.stack([composite(backdrop, shape_alpha(SHAPES[kind], size, (cx, cy), radius, rotation, wrap=True), colour) for cx, cy in centres])
-    return frames, {"kind": kind, "colour": colour.tolist(), "centres": centres.tolist(), "radius": radius}
 
 
 def write_video_set(
@@ -61,11 +42,13 @@ def write_video_set(
     for split, count in zip(SPLITS, per_class, strict=True):
         lines = []
         for label, name in enumerate(DIRECTIONS):
-            for index in range(count):
-                frames, _ = render_video(sample_rng(seed, "motion", split, label, index), label, size, num_frames)
-                relative = f"clips/{split}/{name}/{index:05d}{LOSSLESS_SUFFIX}"
-                write_video(root / relative, frames, fps=FPS)
-                lines.append(f"{relative} {label}\n")
+            for first in range(0, count, CHUNK):
+                chunk = min(CHUNK, count - first)
+                clips, _ = render_clips(torch.full((chunk,), label), size, num_frames, chunk_generator(seed, "motion", split, label, first // CHUNK))
+                for offset, frames in enumerate(clips.permute(0, 1, 3, 4, 2).numpy()):  # (T, S, S, 3) each
+                    relative = f"clips/{split}/{name}/{first + offset:05d}{LOSSLESS_SUFFIX}"
+                    write_video(root / relative, frames, fps=FPS)
+                    lines.append(f"{relative} {label}\n")
             if advance is not None:
                 advance(count)
         (root / f"{split}.txt").write_text("".join(lines))
