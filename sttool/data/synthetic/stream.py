@@ -30,7 +30,8 @@ class StreamedTask:
 
     @property
     def class_names(self) -> list[str]:
-        return list(TASKS[self.task])
+        """Sorted, as the files' class folders are read: label k is the same shape in the stream and on disk."""
+        return sorted(TASKS[self.task])
 
     @property
     def num_classes(self) -> int:
@@ -53,7 +54,7 @@ class SyntheticStream:
 
     def __init__(self, task: StreamedTask, batch_size: int, accum_steps: int, world_size: int, rank: int, seed: int,
                  spec: InputSpec, flips: bool, masks: bool, device: torch.device, max_steps: int | None = None) -> None:
-        self.kinds = list(TASKS[task.task].values())
+        self.kinds = [TASKS[task.task][name] for name in task.class_names]
         self.micro = batch_size // (accum_steps * world_size)
         self.accum_steps, self.rank, self.seed = accum_steps, rank, seed
         self.spec, self.flips, self.masks, self.device = spec, flips, masks, device
