@@ -14,20 +14,20 @@ import argparse
 import json
 import statistics
 import time
-from contextlib import nullcontext
 
 import timm
 import torch
 
-from sttool.flops import count_flops
 from sttool.models import build_model
-from sttool.profiling.throughput import DTYPES, describe_device
+from sttool.profiling.flops import count_flops
+from sttool.runtime import PRECISIONS, autocast, describe_device, resolve_precision, sync
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
+    parser.add_argument("--dtype", default="fp32", choices=PRECISIONS)
+    parser.add_argument("--compile", action="store_true", help="time torch.compile'd models, both of them")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--rounds", type=int, default=20)
@@ -46,24 +46,25 @@ def main() -> None:
     }
     gflops = {name: count_flops(model).gflops for name, model in models.items()}
     models = {name: model.to(device).eval() for name, model in models.items()}
+    if args.compile:
+        models = {name: torch.compile(model) for name, model in models.items()}
     inputs = torch.randn(args.batch_size, 3, 224, 224, device=device)
-    autocast = torch.autocast(device.type, dtype=DTYPES[args.dtype]) if args.dtype != "fp32" else nullcontext()
+    precision = resolve_precision(args.dtype, device)
     seconds: dict[str, list[float]] = {name: [] for name in models}
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), autocast(device, precision):
         for round_index in range(args.warmup + args.rounds):
             for name, model in models.items():
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
+                sync(device)
                 start = time.perf_counter()
                 model(inputs)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
+                sync(device)
                 if round_index >= args.warmup:
                     seconds[name].append(time.perf_counter() - start)
     dense, sparse = seconds["dense"], seconds[args.method]
     result = {
         "device": describe_device(device),
-        "dtype": args.dtype,
+        "dtype": precision.name,
+        "compiled": args.compile,
         "batch_size": args.batch_size,
         "rounds": args.rounds,
         "gflops": gflops,
@@ -78,7 +79,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"{result['date']}  {result['device']}  {args.dtype}  batch {args.batch_size}  {args.rounds} rounds")
+    print(f"{result['date']}  {result['device']}  {precision.name}{' compiled' if args.compile else ''}  batch {args.batch_size}  {args.rounds} rounds")
     for name in models:
         print(f"  {name:>16}: {result['images_per_s'][name]:8.2f} images/s  {gflops[name]:6.2f} GFLOPs")
     print(f"  speed-up {result['speedup_median_of_rounds']:.3f}x (median of per-round ratios), "

@@ -6,6 +6,9 @@ Quick use::
     vit = timm.create_model("vit_base_patch16_224", num_classes=100)
     sttool.patch_model(vit, method="sparse_tuning", keep_rate=0.7)
 
+    predictor = sttool.load("runs/quickstart")     # a tuned run, ready to predict
+    report = predictor.predict([Path("photo.png")])
+
 The model API is imported lazily so that ``sttool --help`` does not pay for importing torch.
 """
 
@@ -19,6 +22,8 @@ _LAZY = {
     "patch_model": "sttool.models.build",
     "trainable_parameters": "sttool.models.build",
     "SttoolError": "sttool.errors",
+    "load": "sttool.engine.inference",
+    "Predictor": "sttool.engine.inference",
 }
 
 __all__ = ["__version__", *_LAZY]

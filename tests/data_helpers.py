@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sttool.data.spec import InputSpec
+from sttool.data.config import InputSpec
 
 BITS = 8
 
 
 def stripe_frame(index: int, height: int = 32, width: int = 64) -> np.ndarray:
-    """A frame whose index is written as 8 black/white vertical stripes (bit b = stripe b), ECOSYSTEM 2.6.
+    """A frame whose index is written as 8 black/white vertical stripes (bit b = stripe b), as in decord issue #195's reproduction.
 
     The stripes survive lossy codecs, so off-by-N decoding shows up as a wrong number.
     """

@@ -2,7 +2,7 @@
 
 import torch
 
-from sttool.models.attention import attend
+from sttool.models.vit import attend
 from tests.helpers import make_tiny_vit
 
 

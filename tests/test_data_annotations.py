@@ -7,7 +7,7 @@ import torch
 
 from sttool.config.schema import bind
 from sttool.data import DataConfig, SkippedSample, build_dataset
-from sttool.data.manifest import write_manifest
+from sttool.data.listfile import write_manifest
 from sttool.errors import SttoolError
 from tests.data_helpers import read_stripes, spec, write_stripe_video
 

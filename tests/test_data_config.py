@@ -63,8 +63,8 @@ def test_direction_sensitive_datasets_do_not_flip_and_use_segments():
         ("synthetic_images", ("train", "val", "test")),
     ],
 )
-def test_default_split_names(dataset, splits):
-    config = _bind(dataset=dataset)
+def test_default_split_names(dataset, splits, tmp_path):
+    config = _bind(dataset=dataset, root=str(tmp_path / "absent"))  # never the working folder's data/
     assert tuple(split_name(config, s) for s in ("train", "val", "test")) == splits
     assert has_split(config, "val") == (splits[1] is not None and dataset != "synthetic_images")
 
@@ -76,7 +76,7 @@ def test_val_split_none_switches_val_off_and_val_from_train_brings_it_back():
 
 
 def test_input_spec_from_timm():
-    # The paper's checkpoint: 224 px, bicubic, crop 0.9, mean = std = 0.5 (ECOSYSTEM 1.4)
+    # The paper's checkpoint: 224 px, bicubic, crop 0.9, mean = std = 0.5 (timm's ``vit_base_patch16_224.orig_in21k`` pretrained config)
     timm_config = resolve_data_config(pretrained_cfg=get_pretrained_cfg("vit_base_patch16_224.orig_in21k").to_dict())
     spec = InputSpec.from_timm(timm_config, num_frames=8)
     assert spec == InputSpec(224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic", 0.9, 8)

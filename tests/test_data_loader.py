@@ -8,7 +8,7 @@ import torch
 
 from sttool.config.schema import bind
 from sttool.data import Batch, DataConfig, SkippedSample, build_dataset, build_loader, collate
-from sttool.data.splits import stratified_split
+from sttool.data.datasets import stratified_split
 from sttool.data.synthetic import SyntheticOptions, make_synthetic
 from sttool.data.synthetic.videos import DIRECTIONS
 from tests.data_helpers import spec

@@ -89,7 +89,7 @@ def test_sampled_indices_are_the_frames_decoded(tmp_path, backend, mode):
 
 
 def test_mpeg4_with_b_frames_is_read_sequentially_with_the_right_frames(tmp_path):
-    # decord returns frames off by +2 on random access in such streams (ECOSYSTEM 2.6); the decord
+    # decord returns frames off by +2 on random access in such streams (decord issues #195 and #365); the decord
     # backend must detect the codec and hand the stream to PyAV.
     path = write_stripe_video(tmp_path / "xvid.avi", 60, codec="mpeg4", pix_fmt="yuv420p", options={"bf": "2", "g": "12"})
     video = make_backend("decord").open(str(path))

@@ -1,9 +1,8 @@
 """Synthetic sets: same bytes per seed, masks that match, and videos no single frame can classify."""
 
 import hashlib
-import time
-
 import math
+import time
 
 import numpy as np
 import pytest
@@ -52,7 +51,7 @@ def test_vocabularies_are_disjoint():
 def _point_in_polygon(x: float, y: float, vertices: list[tuple[float, float]]) -> bool:
     """Textbook ray casting on one point, in plain Python: the reference for the batched tensor test."""
     inside = False
-    for (a, b), (c, d) in zip(vertices, vertices[1:] + vertices[:1]):
+    for (a, b), (c, d) in zip(vertices, vertices[1:] + vertices[:1], strict=True):
         if (b > y) != (d > y) and x < a + (y - b) * (c - a) / (d - b):
             inside = not inside
     return inside
@@ -93,7 +92,7 @@ def test_rendered_images_put_the_labelled_shape_under_the_mask():
     assert bool((share > 0.03).all() and (share < 0.5).all())
     # inside the mask the object is one flat colour: the pixels fully inside vary far less than the background
     eroded = -torch.nn.functional.max_pool2d(-masks.float().unsqueeze(1), 3, 1, 1).squeeze(1) > 0.5
-    for image, inner, mask in zip(images.float(), eroded, masks):
+    for image, inner, mask in zip(images.float(), eroded, masks, strict=True):
         assert image[:, inner].std(dim=1).max() < 1.0 < image[:, ~mask].std(dim=1).max()
 
 
@@ -159,7 +158,7 @@ def test_no_single_frame_statistic_tells_the_direction():
 
 
 def test_a_stream_is_a_function_of_seed_epoch_and_step():
-    from sttool.data.spec import InputSpec
+    from sttool.data.config import InputSpec
 
     spec = InputSpec(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     task = StreamedTask("pretrain", 64)

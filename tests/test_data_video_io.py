@@ -6,11 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from sttool.data.video.backends import make_backend
+from sttool.data.video.backends import PyAVVideo, VideoError, count_decodable, make_backend, probe
 from sttool.data.video.guarded import DecodeTimeout, GuardedBackend
-from sttool.data.video.probe import probe
-from sttool.data.video.protocol import VideoError
-from sttool.data.video.pyav_backend import PyAVVideo, count_decodable
 from sttool.data.video.write import write_video
 from tests.data_helpers import read_stripes, stripe_frames
 

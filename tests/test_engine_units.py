@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sttool.engine.checkpoint import read_checkpoint, save_checkpoint, trained_state
-from sttool.engine.mixup import MixupCutmix, soft_cross_entropy
+from sttool.engine.loop import learning_rate
+from sttool.engine.objectives import MixupCutmix, soft_cross_entropy
 from sttool.engine.sampling import BatchPlan
-from sttool.engine.schedule import learning_rate
 from sttool.models import patch_model
+from sttool.runs.checkpoint import read_checkpoint, save_checkpoint, trained_state
 from tests.helpers import make_tiny_vit
 
 

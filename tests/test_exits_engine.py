@@ -6,12 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sttool.config.exits import ExitsConfig
-from sttool.config.recipe import bind_recipe
 from sttool.engine import finetune
-from sttool.engine.exit_calibration import budgeted_thresholds, geometric_fractions, operating
-from sttool.engine.exit_loss import MultiExitLoss, graph_smoothness
-from sttool.models.early_exit import exit_assignment
+from sttool.engine.exits import (
+    MultiExitLoss,
+    budgeted_thresholds,
+    geometric_fractions,
+    graph_smoothness,
+    operating,
+)
+from sttool.models.exits import exit_assignment
+from sttool.runs.recipe import ExitsConfig, bind_recipe
 from tests.helpers import TemplateImages, tiny_recipe_data
 
 

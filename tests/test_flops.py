@@ -6,9 +6,9 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch.utils.flop_counter import FlopCounterMode
 
-from sttool.flops import count_flops
 from sttool.models import ModelConfig, patch_model
 from sttool.profiling import gflops_report
+from sttool.profiling.flops import count_flops
 from tests.helpers import make_tiny_vit
 
 
@@ -52,7 +52,7 @@ def test_dense_vit_b_is_17_58_gflops():
     assert round(count_flops(model).gflops, 2) == 17.58
 
 
-# GFLOPs of the released code measured with its own fvcore counter (METHOD.md §2.2)
+# GFLOPs of the released code measured with its own fvcore counter (the official Sparse-Tuning repository, fvcore)
 OFFICIAL = {1.0: 17.84, 0.9: 15.63, 0.8: 13.53, 0.7: 11.79, 0.6: 10.24, 0.5: 8.95}
 
 

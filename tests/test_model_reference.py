@@ -115,7 +115,7 @@ def test_selections_are_recorded_per_block(images):
     model = patch_model(make_tiny_vit(), method="sparse_tuning").eval()
     state = ForwardState()
     with torch.no_grad():
-        tokens = model.forward_features(images, state)
+        tokens = model.forward_features(images, state=state)
     assert [i for i, s in enumerate(state.selections) if s is not None] == [3, 6, 9]
     assert tokens.shape[1] == 10  # 17 -> 14 -> 12 -> 10
 

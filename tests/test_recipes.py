@@ -6,9 +6,10 @@ import pytest
 from typer.testing import CliRunner
 
 from sttool.cli.main import app
-from sttool.config.recipe import load_recipe, read_recipe_data
+from sttool.config.compose import read_recipe_data
 from sttool.engine import finetune
 from sttool.errors import SttoolError
+from sttool.runs.recipe import load_recipe
 
 RECIPES = sorted(p for p in Path("recipes").rglob("*.yaml") if not p.name.startswith("_"))
 runner = CliRunner()

@@ -6,12 +6,13 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from sttool.config.recipe import load_recipe
 from sttool.data import DataConfig, InputSpec, build_dataset, build_loader
-from sttool.data.synthetic.masks import load_mask
-from sttool.engine.token_labels import TokenLabelLoss, patch_labels
+from sttool.data.synthetic.images import load_mask
+from sttool.engine.micro_backbone import shipped_recipe
+from sttool.engine.objectives import TokenLabelLoss, patch_labels
 from sttool.errors import SttoolError
-from sttool.models.micro import export_backbone
+from sttool.models.micro import MICRO_NAME, export_backbone
+from sttool.runs.recipe import load_recipe
 
 
 def test_patch_labels_match_a_hand_count():
@@ -58,52 +59,68 @@ def test_masks_are_flipped_with_their_images(synthetic_root):
     assert batch.masks.shape == (4, 64, 64) and batch.masks.dtype == torch.bool
 
 
+VIT_RECIPE = shipped_recipe("micro_backbone.yaml")
+
+
 def test_recipe_checks_what_token_labels_need(tmp_path):
     base = ["model.weights=none", f"output_dir={tmp_path}"]
-    load_recipe("recipes/micro_backbone.yaml", base)
+    load_recipe(VIT_RECIPE, base)
     with pytest.raises(SttoolError, match="needs data.masks"):
-        load_recipe("recipes/micro_backbone.yaml", [*base, "data.masks=false"])
+        load_recipe(VIT_RECIPE, [*base, "data.masks=false"])
     with pytest.raises(SttoolError, match="keep_rate 1"):
-        load_recipe("recipes/micro_backbone.yaml", [*base, "model.keep_rate=0.7"])
+        load_recipe(VIT_RECIPE, [*base, "model.keep_rate=0.7"])
     with pytest.raises(SttoolError, match="mixup"):
-        load_recipe("recipes/micro_backbone.yaml", [*base, "train.mixup=0.8"])
+        load_recipe(VIT_RECIPE, [*base, "train.mixup=0.8"])
 
 
 def test_exported_backbone_holds_timm_keys_only(tmp_path):
-    from sttool.engine.token_labels import add_token_head
-    from sttool.models.micro import vit_micro_patch8_64
+    import timm
 
-    model = vit_micro_patch8_64(num_classes=16)
+    from sttool.runs.load import add_token_head
+
+    model = timm.create_model(MICRO_NAME, num_classes=16)
     add_token_head(model, 16)
     export_backbone(model, tmp_path / "w.safetensors")
     state = load_file(str(tmp_path / "w.safetensors"))
     assert not any(k.startswith(("head.", "token_head.")) for k in state)
-    assert set(state) == set(vit_micro_patch8_64(num_classes=0).state_dict())
+    assert set(state) == set(timm.create_model(MICRO_NAME, num_classes=0).state_dict())
     assert all(v.dtype == torch.float16 for v in state.values())
 
 
 def test_micro_backbone_stages_chain_through_their_exports(tmp_path):
-    """Stage 2 starts from stage 1's exported backbone, and the final file is stage 2's backbone."""
+    """Stage 2 starts from the stem stage 1 trained (BatchNorm folded), the final file is stage 2's
+    backbone, and building again reuses both finished stages."""
+    import timm
     import yaml
 
-    from sttool.engine.micro_backbone import STAGE_EXPORT, STAGES, build_micro_backbone
-    from sttool.models.weights import load_local_weights
+    from sttool.engine.micro_backbone import STAGE_EXPORT, STEM_RECIPE, build_micro_backbone
+    from sttool.models.build import load_local_weights
+    from sttool.models.micro import StemClassifier
+    from sttool.runs.checkpoint import load_trained_state, read_checkpoint
 
     out = tmp_path / "micro.safetensors"
     overrides = [f"output_dir={tmp_path / 'runs'}/{{name}}", f"data.root={tmp_path / 'pretrain'}", "train.epochs=1",
-                 "train.max_steps_per_epoch=1", "optim.warmup_epochs=0", "train.batch_size=16"]
-    result = build_micro_backbone(STAGES, out, images_per_class=(1, 1, 1), overrides=overrides)
-    first, second = (load_recipe(path, overrides) for path in STAGES)
-    stage1 = first.run_dir / STAGE_EXPORT
-    resolved = yaml.safe_load((second.run_dir / "recipe.yaml").read_text())
-    assert resolved["model"]["weights"] == str(stage1)
-    assert [s["recipe"] for s in result["stages"]] == [str(p) for p in STAGES]
+                 "train.max_steps_per_epoch=2", "optim.warmup_epochs=0", "train.batch_size=16", "data.stream=64"]
+    result = build_micro_backbone(out=out, overrides=overrides, images_per_class=(0, 1, 1))
+    stem, vit = load_recipe(shipped_recipe(STEM_RECIPE), overrides), load_recipe(VIT_RECIPE, overrides)
+    stage1 = stem.run_dir / STAGE_EXPORT
+    assert yaml.safe_load((vit.run_dir / "recipe.yaml").read_text())["model"]["weights"] == str(stage1)
+    # the stage-1 file's stem computes what the trained CNN computes (convolution, BatchNorm in eval, ReLU)
+    classifier = StemClassifier(16)
+    state, _, _ = read_checkpoint(stem.run_dir / "checkpoints" / "last.safetensors")
+    load_trained_state(classifier, state, "stage 1")
+    backbone = timm.create_model(MICRO_NAME, num_classes=0)
+    load_local_weights(backbone, str(stage1))
+    x = torch.randn(2, 3, 64, 64)
+    reference = x
+    for index, (conv, norm) in enumerate(zip(classifier.convs, classifier.eval().norms, strict=True)):
+        reference = norm(conv(reference))
+        reference = torch.relu(reference) if index < len(classifier.convs) - 1 else reference
+    with torch.no_grad():
+        assert torch.allclose(backbone.patch_embed(x), reference.flatten(2).transpose(1, 2), atol=2e-2)  # fp16 file
     final, before = load_file(str(out)), load_file(str(stage1))
-    assert set(final) == set(before) and any(not torch.equal(final[k], before[k]) for k in final)
-    assert torch.equal(final["cls_token"], load_file(str(second.run_dir / STAGE_EXPORT))["cls_token"])
-    from sttool.models.micro import vit_micro_patch8_64
-
-    assert load_local_weights(vit_micro_patch8_64(num_classes=0), str(out))
-    again = build_micro_backbone(STAGES, tmp_path / "again.safetensors", images_per_class=(1, 1, 1), overrides=overrides)
-    assert [s["checkpoint"] for s in again["stages"]] == [s["checkpoint"] for s in result["stages"]]
+    assert set(final) == set(before) and not torch.equal(final["blocks.0.attn.qkv.weight"], before["blocks.0.attn.qkv.weight"])
+    assert torch.equal(final["cls_token"], load_file(str(vit.run_dir / STAGE_EXPORT))["cls_token"])
+    again = build_micro_backbone(out=tmp_path / "again.safetensors", overrides=overrides, images_per_class=(0, 1, 1))
+    assert again["checkpoint"] == result["checkpoint"]
     assert all(torch.equal(final[k], v) for k, v in load_file(str(tmp_path / "again.safetensors")).items())

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from sttool.flops import count_flops
 from sttool.models import ForwardState, patch_model, tokens_after
+from sttool.profiling.flops import count_flops
 from tests.helpers import make_tiny_vit
 
 
@@ -26,7 +26,7 @@ def test_space_time_tokens_are_sparsified_like_image_tokens():
     clip = torch.randn(2, 3, 8, 32, 32)
     state = ForwardState()
     with torch.no_grad():
-        tokens = model.forward_features(clip, state)
+        tokens = model.forward_features(clip, state=state)
     counts = [1 + 4 * 16]
     for _ in range(3):
         counts.append(tokens_after(counts[-1], 0.7))

@@ -11,18 +11,26 @@ from timm.models.vision_transformer import VisionTransformer
 from typer.testing import CliRunner
 
 from sttool.cli.main import app
+from sttool.data.inputs import Preprocess, read_sample
 from sttool.data.video.write import write_video
-from sttool.engine import setup
 from sttool.errors import SttoolError
 from sttool.models import ForwardState, patch_model
-from sttool.visualize import model_source
-from sttool.visualize.kept_tokens import kept_tokens_figure, output_paths, visualize_kept_tokens
-from sttool.visualize.media import Preprocess, read_sample
-from sttool.visualize.model_source import ModelChoice, ModelLoader
-from sttool.visualize.object_share import object_shares, patches_on_object
-from sttool.visualize.tracking import trace_selections
+from sttool.runs.load import input_spec
+from sttool.visualize import kept_tokens as model_source
+from sttool.visualize.kept_tokens import (
+    ModelChoice,
+    ModelLoader,
+    kept_tokens_figure,
+    object_shares,
+    output_paths,
+    patches_on_object,
+    trace_selections,
+    visualize_kept_tokens,
+)
+from sttool.visualize.render import Style
 
 runner = CliRunner()
+EXACT = Style(source="input", grid=False)  # panels from the model's input, no grid: pixels can be checked
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -57,7 +65,7 @@ def kept_by_one_hot(selections: list, num_patches: int, batch: int) -> list[torc
 def model_selections(model, inputs: torch.Tensor) -> list:
     state = ForwardState()
     with torch.no_grad():
-        model.forward_features(inputs, state)
+        model.forward_features(inputs, state=state)
     return state.selections
 
 
@@ -108,12 +116,12 @@ def bright_image(path: Path, size: tuple[int, int], seed: int = 0) -> Path:
 
 def test_picture_masks_exactly_the_patches_the_model_dropped(tmp_path):
     model = tiny_sparse_vit()
-    pre = Preprocess(setup.input_spec(model))
+    pre = Preprocess(input_spec(model))
     path = bright_image(tmp_path / "photo.jpg", (45, 60))
-    [result] = visualize_kept_tokens([path], lambda video: (model, pre), tmp_path / "out")
+    [result] = visualize_kept_tokens([path], lambda video: (model, pre), tmp_path / "out", EXACT)
     assert result.png == tmp_path / "out" / "photo_kept_tokens.png"
     sample = read_sample(path, pre)
-    figure, _ = kept_tokens_figure(model, sample)
+    figure, _ = kept_tokens_figure(model, sample, EXACT)
     assert figure.image.size == Image.open(result.png).size
     expected = kept_by_one_hot(model_selections(model, sample.inputs[None]), 64, 1)
     shown = panel_pixels(result.png, figure.boxes[0][0], figure.scale)
@@ -127,7 +135,7 @@ def test_picture_masks_exactly_the_patches_the_model_dropped(tmp_path):
 
 def test_clip_grid_masks_the_space_time_tokens_of_each_frame(tmp_path):
     model = tiny_sparse_vit(num_frames=4, tubelet=2)  # 2 time slots x 16 patches
-    pre = Preprocess(setup.input_spec(model))
+    pre = Preprocess(input_spec(model))
     rng = np.random.default_rng(0)
     frames = [rng.integers(90, 256, (32, 32, 3), dtype=np.uint8) for _ in range(6)]
     video = tmp_path / "clip.avi"
@@ -136,11 +144,11 @@ def test_clip_grid_masks_the_space_time_tokens_of_each_frame(tmp_path):
     folder.mkdir()
     for index, frame in enumerate(frames):
         Image.fromarray(frame).save(folder / f"{index:03d}.png")
-    [result, from_folder] = visualize_kept_tokens([video, folder], lambda is_clip: (model, pre))
+    [result, from_folder] = visualize_kept_tokens([video, folder], lambda is_clip: (model, pre), style=EXACT)
     assert result.png == tmp_path / "clip_kept_tokens.png" and from_folder.png == tmp_path / "frames_kept_tokens.png"
     assert np.array_equal(np.asarray(Image.open(result.png)), np.asarray(Image.open(from_folder.png)))
     sample = read_sample(video, pre)
-    figure, _ = kept_tokens_figure(model, sample)
+    figure, _ = kept_tokens_figure(model, sample, EXACT)
     expected = kept_by_one_hot(model_selections(model, sample.inputs[None]), 32, 1)
     assert len(figure.boxes) == 4 and all(len(column) == 4 for column in figure.boxes)  # input + 3 stages, 4 frames
     for frame in range(4):
@@ -167,7 +175,7 @@ def test_object_share_rule_by_hand():
 
 def test_synthetic_mask_follows_the_evaluation_transform(synthetic_root):
     model = tiny_sparse_vit()
-    pre = Preprocess(setup.input_spec(model))  # resize to 36 px, centre crop 32
+    pre = Preprocess(input_spec(model))  # resize to 36 px, centre crop 32
     image = next((synthetic_root / "images" / "test").rglob("*.png"))
     sample = read_sample(image, pre)
     with Image.open(synthetic_root / "masks" / image.relative_to(synthetic_root / "images")) as mask:
@@ -182,7 +190,7 @@ def test_synthetic_mask_follows_the_evaluation_transform(synthetic_root):
 def test_any_photo_mode_and_size_becomes_the_model_input(tmp_path, mode):
     path = tmp_path / f"photo.{'tiff' if mode in ('CMYK', 'I;16') else 'png'}"
     Image.new("RGB", (37, 23), (200, 120, 40)).convert(mode).save(path)
-    sample = read_sample(path, Preprocess(setup.input_spec(tiny_sparse_vit())))
+    sample = read_sample(path, Preprocess(input_spec(tiny_sparse_vit())))
     assert sample.inputs.shape == (3, 32, 32) and sample.frames.shape == (1, 32, 32, 3)
 
 
@@ -220,3 +228,42 @@ def test_output_names_repeat_no_name_and_stay_plain_when_unique(tmp_path):
                      "x_0_kept_tokens.png", "x_0_2_kept_tokens.png"]
     beside = output_paths(sources[:2], None)  # different folders: no clash, plain names
     assert beside == [tmp_path / "circle" / "0_kept_tokens.png", tmp_path / "star" / "0_kept_tokens.png"]
+
+
+def test_a_photo_through_a_224_px_model_is_drawn_from_the_original_at_the_panel_size(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from sklearn.datasets import images as sklearn_images
+
+    photo = Path(sklearn_images.__file__).parent / "china.jpg"  # 640 x 427 JPEG, shipped inside scikit-learn
+    torch.manual_seed(0)
+    model = patch_model(VisionTransformer(img_size=224, patch_size=16, embed_dim=48, depth=12, num_heads=3, num_classes=10),
+                        method="sparse_tuning").eval()
+    pre = Preprocess(input_spec(model))  # timm's default evaluation: short side to 256, centre crop 224
+    style = Style(panel=320, dpi=300)
+    [result] = visualize_kept_tokens([photo], lambda video: (model, pre), tmp_path, style, ("png", "pdf", "svg"))
+    sample = read_sample(photo, pre)
+    figure, stages = kept_tokens_figure(model, sample, style)
+    left, top, right, bottom = figure.boxes[0][0]
+    assert (right - left, bottom - top) == (322, 322)  # 14 patches of 23 px: the panel size, not the model's 224
+    with Image.open(result.png) as png:
+        assert png.size == figure.image.size and round(png.info["dpi"][0]) == 300
+        first = np.asarray(png.convert("RGB").crop(figure.boxes[0][0])).astype(int)
+    # by hand: 427 -> 256 px scales by 256/427; 640 -> 383 px; the 224-px centre crop starts at (80, 16)
+    scale = 256 / 427
+    box = (80 / scale, 16 / scale, 304 / scale, 240 / scale)
+    with Image.open(photo) as image:
+        region = image.convert("RGB").crop(box)
+    reference = np.asarray(region.resize((322, 322), Image.Resampling.LANCZOS)).astype(int)
+    interior = np.ones((322, 322), bool)
+    interior[::23] = interior[:, ::23] = False  # the grid lines
+    assert np.abs(first[interior] - reference[interior]).max() <= 1
+    with Image.open(photo) as image:  # what torchvision showed the model, redone with PIL
+        model_view = np.asarray(image.convert("RGB").resize((383, 256), Image.Resampling.BICUBIC).crop((80, 16, 304, 240))).astype(int)
+    assert np.abs(model_view - sample.frames[0].astype(int)).mean() < 2  # the region drawn is the one the model saw
+    assert (tmp_path / "china_kept_tokens.pdf").read_bytes().startswith(b"%PDF")
+    svg = ET.parse(tmp_path / "china_kept_tokens.svg").getroot()
+    rects = [e for e in svg.iter() if e.tag.endswith("rect")][1:]  # the first rect is the white page
+    assert len(rects) == sum(196 - int(s.kept[0].sum()) for s in stages)  # one shaded square per dropped patch
+    texts = [e for e in svg.iter() if e.tag.endswith("text")]
+    assert any("block 10" in (t.text or "") for t in texts) and all(int(t.get("font-size")) >= 20 for t in texts)

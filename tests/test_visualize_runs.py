@@ -11,10 +11,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from sttool.cli.main import app
-from sttool.config.recipe import bind_recipe
 from sttool.engine import finetune
-from sttool.engine.evaluate_run import evaluate_checkpoint, load_checkpoint_model
-from sttool.profiling.gflops import gflops_report
+from sttool.engine.evaluate import evaluate_checkpoint
+from sttool.profiling.flops import gflops_report
+from sttool.runs.load import load_run
+from sttool.runs.recipe import bind_recipe
 from tests.helpers import TemplateImages, tiny_recipe_data
 
 runner = CliRunner()
@@ -93,7 +94,7 @@ def test_tradeoff_sweeps_keep_rates_against_independent_counts(run, tmp_path):
     assert is_png(tmp_path / "tradeoff.png")
     curve = {p["keep_rate"]: p for p in report["keep_rate_curve"]}
     assert sorted(curve) == [0.5, 0.7, 1.0] and report["tuned_keep_rate"] == 0.7  # the run's own rate added
-    _, recipe, _ = load_checkpoint_model(run)
+    _, recipe, _ = load_run(run)
     for rate, point in curve.items():
         assert point["gflops"] == pytest.approx(gflops_report(replace(recipe.model, keep_rate=rate))["gflops"])
     assert curve[0.5]["gflops"] < curve[1.0]["gflops"]

@@ -23,17 +23,41 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_USER_ERROR)
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a library ``SttoolError`` into a one-line message and a non-zero exit, no traceback."""
+    """Turn a library ``SttoolError``, a full disk or a denied write into a one-line message and a non-zero
+    exit, and Ctrl-C or SIGTERM outside training (which checkpoints itself) into a one-line note: no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sttool.errors import SttoolError
+        import signal
+        import threading
 
+        from sttool.errors import SttoolError
+        from sttool.runs.folder import DISK_ERRORS, disk_error
+
+        def terminate(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, terminate) if main else None
         try:
             return fn(*args, **kwargs)
         except SttoolError as err:
             raise fail(str(err)) from None
+        except OSError as err:
+            if err.errno not in DISK_ERRORS:
+                raise
+            raise fail(str(disk_error(err, err.filename or "a file"))) from None
+        except KeyboardInterrupt:
+            err_console.print("stopped: interrupted before the command finished; files it was writing are left as they "
+                              "were (every file sttool writes is replaced whole, or not at all)", highlight=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 

@@ -26,7 +26,7 @@ def evaluate(
         raise SttoolError(f"--split: '{split}' is not a split; valid: train, val, test")
     if device not in ("auto", "cpu", "cuda"):
         raise SttoolError(f"--device: '{device}' is not valid; valid: auto, cpu, cuda")
-    from sttool.engine.evaluate_run import evaluate_checkpoint
+    from sttool.engine.evaluate import evaluate_checkpoint
 
     reports = [evaluate_checkpoint(target, split, batch_size, device, throughput) for target in targets]
     if as_json:

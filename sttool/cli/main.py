@@ -10,7 +10,8 @@ import typer
 from sttool import __version__
 from sttool.cli.common import app_command
 from sttool.cli.evaluate import evaluate
-from sttool.cli.finetune import finetune
+from sttool.cli.finetune import finetune, sweep
+from sttool.cli.inference import export, predict
 from sttool.cli.prepare import prepare_app
 from sttool.cli.profile import profile
 from sttool.cli.visualize import visualize_app
@@ -42,5 +43,8 @@ def main(
 app.add_typer(prepare_app, name="prepare")
 app_command(app, finetune, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 app_command(app, evaluate)
+app_command(app, sweep, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 app_command(app, profile)
+app_command(app, predict)
+app_command(app, export)
 app.add_typer(visualize_app, name="visualize")

@@ -45,14 +45,14 @@ def synthetic(
     task: Annotated[Literal["shapes", "pretrain"], typer.Option(help="Image labels: shapes (10 kinds, the quickstart) or pretrain (16 other kinds).")] = "shapes",
     seed: Annotated[int, typer.Option(help="Same seed and options, same bytes.")] = 0,
     image_size: Annotated[int, typer.Option(help="Image side in pixels.")] = 64,
-    images_per_class: Annotated[str, typer.Option(help="Images per class for train,val,test.")] = "100,20,50",
+    images_per_class: Annotated[str, typer.Option(help="Images per class for train,val,test.")] = "100,50,50",
     videos: Annotated[bool | None, typer.Option("--videos/--no-videos", help="Also write the motion video set (default: with --task shapes).")] = None,
     video_size: Annotated[int, typer.Option(help="Video frame side in pixels.")] = 64,
     frames: Annotated[int, typer.Option(help="Frames per video.")] = 16,
     videos_per_class: Annotated[str, typer.Option(help="Videos per class (direction) for train,val,test.")] = "40,10,20",
 ) -> None:
     """Generate the synthetic image set (with foreground masks) and the motion video set."""
-    from sttool.cli.progress import progress_reporter
+    from sttool.cli.progress import progress_for
     from sttool.data.synthetic import SyntheticOptions, make_synthetic
     from sttool.data.synthetic.generate import default_out
 
@@ -67,7 +67,7 @@ def synthetic(
         num_frames=frames,
         videos_per_class=_counts(videos_per_class, "--videos-per-class"),
     )
-    with progress_reporter() as progress:
+    with progress_for(console) as progress:
         reports = make_synthetic(options, progress)
     for report in reports:
         counts = ", ".join(f"{n} {split}" for split, n in report.counts.items())
@@ -89,12 +89,11 @@ def vtab(
     """Check a VTAB-1K tree: every listed image exists and decodes, labels are in range; counts per split."""
     from rich.table import Table
 
-    from sttool.cli.progress import progress_reporter
-    from sttool.data.prepare.vtab_check import check_vtab
+    from sttool.cli.progress import progress_for
     from sttool.data.samples import describe
-    from sttool.data.vtab import VTAB_CLASSES, VTAB_SPLITS
+    from sttool.data.vtab import VTAB_CLASSES, VTAB_SPLITS, check_vtab
 
-    with progress_reporter() as progress:
+    with progress_for(console) as progress:
         report = check_vtab(root, task, workers, progress)
     bad_per_task: dict[str, int] = {}
     for item in report.bad:
@@ -132,10 +131,10 @@ def videos(
     """Turn SSv2/K400 annotations or lists into list files and a manifest, checking every video with a time limit."""
     from rich.table import Table
 
-    from sttool.cli.progress import progress_reporter
-    from sttool.data.prepare.videos import prepare_videos
+    from sttool.cli.progress import progress_for
+    from sttool.data.prepare_videos import prepare_videos
 
-    with progress_reporter() as progress:
+    with progress_for(console) as progress:
         report = prepare_videos(dataset, root, annotations, out, timeout, workers, min_frames, backend, progress)
     table = Table(title=f"{dataset} videos under {root}: {report.num_classes} classes")
     for column in ("split", "listed", "good", "bad"):
@@ -164,11 +163,13 @@ def micro_backbone(
 ) -> None:
     """Rebuild the micro backbone the quickstart uses: its stem as a CNN, then the whole ViT, on rendered images; export."""
     from sttool.cli.common import err_console
+    from sttool.cli.progress import progress_for
     from sttool.engine.micro_backbone import build_micro_backbone
     from sttool.models.micro import MICRO_WEIGHTS
 
-    result = build_micro_backbone(stem_recipe, recipe, out or MICRO_WEIGHTS, [f"train.device={device}", *(set_ or [])],
-                                  overwrite=overwrite, console=err_console)
+    with progress_for(err_console) as progress:
+        result = build_micro_backbone(stem_recipe, recipe, out or MICRO_WEIGHTS, [f"train.device={device}", *(set_ or [])],
+                                      overwrite=overwrite, progress=progress)
     console.print(f"stem (stage 1): val top-1 {result['stem_val_top1']:.2f}%; ViT (stage 2): best val top-1 "
                   f"{result['best']['top1']:.2f}% (epoch {result['best']['epoch']}), test top-1 {result['test_top1']:.2f}%",
                   highlight=False, soft_wrap=True)

@@ -35,14 +35,36 @@ def kept_tokens(
     keep_rate: Annotated[float | None, typer.Option(help="Without --run: share of tokens kept at each pruning block (default 0.7).")] = None,
     keep_layers: Annotated[str | None, typer.Option(help="Without --run: pruning blocks, counted from 1 (default 4,7,10).")] = None,
     frames: Annotated[int, typer.Option(help="Without --run: frames per clip for videos.")] = 8,
+    timeout: Annotated[float | None, typer.Option(help="Seconds each file read or video decode may take (default: the run's data.decode_timeout, or 10).")] = None,
+    panel: Annotated[int, typer.Option(help="Pixels per panel side, whatever the model's input size.")] = 320,
+    dpi: Annotated[int, typer.Option(help="Resolution written into the PNG, and the PDF's page scale.")] = 300,
+    formats: Annotated[str, typer.Option("--format", help="Comma-separated: png, pdf, svg (PNG always).")] = "png",
+    source: Annotated[str, typer.Option(help="What panels show: auto (the original photo when it is larger than the model's input), input or original.")] = "auto",
+    grid: Annotated[bool, typer.Option("--grid/--no-grid", help="Draw the patch grid.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> None:
     """Picture the tokens each pruning stage kept: the model's input, then one panel per stage with the dropped patches darkened."""
-    from sttool.visualize.kept_tokens import as_dict, average_object_shares, visualize_kept_tokens
-    from sttool.visualize.model_source import ModelChoice, ModelLoader
+    from sttool.errors import SttoolError
+    from sttool.visualize.kept_tokens import (
+        ModelChoice,
+        ModelLoader,
+        as_dict,
+        average_object_shares,
+        visualize_kept_tokens,
+    )
 
-    choice = ModelChoice(run, backbone, weights, keep_rate, parse_layers(keep_layers), frames)
-    results = visualize_kept_tokens(inputs, ModelLoader(choice), out)
+    if timeout is not None and timeout <= 0:
+        raise SttoolError(f"--timeout: {timeout} must be positive seconds")
+    from sttool.visualize.render import FORMATS, Style
+
+    chosen = tuple(dict.fromkeys(["png", *(f.strip() for f in formats.split(",") if f.strip())]))
+    bad = [f for f in chosen if f not in FORMATS]
+    if bad or source not in ("auto", "input", "original") or panel < 32 or dpi < 1:
+        raise SttoolError(f"--format {formats} (valid: {', '.join(FORMATS)}), --source {source} (auto, input, original), "
+                          f"--panel {panel} (at least 32) or --dpi {dpi} is not valid")
+    style = Style(panel=panel, grid=grid, source=source, dpi=dpi)  # type: ignore[arg-type]  # checked above
+    choice = ModelChoice(run, backbone, weights, keep_rate, parse_layers(keep_layers), frames, timeout)
+    results = visualize_kept_tokens(inputs, ModelLoader(choice), out, style, chosen)
     average = average_object_shares(results)
     if as_json:
         typer.echo(json.dumps({"images": [as_dict(r) for r in results], "object_average": average}, indent=2))
@@ -81,7 +103,7 @@ def exits(
     as_json: Annotated[bool, typer.Option("--json", help="Print the plotted numbers as JSON.")] = False,
 ) -> None:
     """Plot the exit histogram at the operating point and each exit's top-1 on val and test."""
-    from sttool.visualize.exits_plot import plot_exits
+    from sttool.visualize.plots import plot_exits
 
     report = plot_exits(run, out)
     if as_json:
@@ -106,15 +128,14 @@ def tradeoff(
 ) -> None:
     """Plot top-1 against GFLOPs: the run at several keep rates, and its exit-threshold curve if it has exits."""
     from sttool.errors import SttoolError
-    from sttool.plotting import pyplot
-    from sttool.profiling.report import pick_device
+    from sttool.runtime import resolve_device
     from sttool.visualize.keep_rate_sweep import tradeoff_report
-    from sttool.visualize.tradeoff_plot import plot_tradeoff
+    from sttool.visualize.plots import plot_tradeoff, pyplot
 
     if split not in ("val", "test"):
         raise SttoolError(f"--split: '{split}' is not valid; valid: test, val")
     pyplot()  # fail before evaluating anything when matplotlib is missing
-    report = tradeoff_report(run, _parse_rates(keep_rates), split, pick_device(device), batch_size)
+    report = tradeoff_report(run, _parse_rates(keep_rates), split, resolve_device(device), batch_size)
     report["png"] = str(plot_tradeoff(report, out))
     if as_json:
         typer.echo(json.dumps(report, indent=2))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -42,7 +43,7 @@ def bind(cls: type[T], data: Any, where: str) -> T:
         data = {}
     if not isinstance(data, Mapping):
         raise SttoolError(f"{where.rstrip(':')}: expected a mapping of keys, got {type(data).__name__} {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]  # cls is a dataclass
     hints = typing.get_type_hints(cls)
     for key in data:
         if key not in fields:
@@ -89,7 +90,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, Mapping):
             raise SttoolError(f"{where}: expected a mapping, got {value!r}")
         return {str(k): _coerce(args[1], v, join(where, str(k))) for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return bind(tp, value, where)
     if tp is bool:
         if isinstance(value, bool):
@@ -110,11 +111,16 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool):
             raise SttoolError(f"{where}: expected a number, got {value!r}")
+        number = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
-            return float(value)
-        raise SttoolError(f"{where}: expected a number, got {value!r}")
+            number = float(value)
+        elif isinstance(value, str) and _FLOAT_RE.match(value.strip()):
+            number = float(value)
+        if number is None:
+            raise SttoolError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(number):  # YAML reads .inf and .nan as floats; no setting of sttool means them
+            raise SttoolError(f"{where}: {value!r} is not a finite number")
+        return number
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

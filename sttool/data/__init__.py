@@ -16,10 +16,10 @@ from typing import Any
 
 _LAZY = {
     "DataConfig": "sttool.data.config",
-    "InputSpec": "sttool.data.spec",
+    "InputSpec": "sttool.data.config",
     "build_dataset": "sttool.data.build",
-    "has_split": "sttool.data.splits",
-    "split_name": "sttool.data.splits",
+    "has_split": "sttool.data.datasets",
+    "split_name": "sttool.data.datasets",
     "Batch": "sttool.data.loader",
     "collate": "sttool.data.loader",
     "build_loader": "sttool.data.loader",
@@ -30,8 +30,8 @@ _LAZY = {
     "make_synthetic": "sttool.data.synthetic",
     "mask_path": "sttool.data.synthetic",
     "load_mask": "sttool.data.synthetic",
-    "VideoBackend": "sttool.data.video.protocol",
-    "VideoError": "sttool.data.video.protocol",
+    "VideoBackend": "sttool.data.video.backends",
+    "VideoError": "sttool.data.video.backends",
     "make_backend": "sttool.data.video.backends",
     "sample_frames": "sttool.data.video.sampling",
 }

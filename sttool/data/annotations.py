@@ -34,7 +34,7 @@ def find_annotation(root: Path, names: list[str], what: str) -> Path:
 
 def _load_json(path: Path) -> object:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SttoolError(f"{path}: not readable JSON ({err})") from None
 
@@ -113,7 +113,7 @@ class K400Row:
 
 def k400_rows(path: Path) -> list[K400Row]:
     """Rows of a Kinetics CSV; the line numbers count the header as line 1."""
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"youtube_id", "time_start", "time_end"} - set(reader.fieldnames or ())
         if missing:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from torch.utils.data import Dataset
 
-from sttool.data.config import DataConfig
+from sttool.data.config import DataConfig, InputSpec
+from sttool.data.datasets import Split, carves_val, load_source, split_name, stratified_split
 from sttool.data.image_dataset import ArrayImages, ImageFiles
 from sttool.data.listfile import check_labels
-from sttool.data.sources import load_source
-from sttool.data.spec import InputSpec
-from sttool.data.splits import Split, carves_val, split_name, stratified_split
 from sttool.data.transforms import image_transform
 from sttool.data.video_dataset import VideoFiles
 from sttool.errors import SttoolError
@@ -39,7 +37,7 @@ def _check_spec(config: DataConfig, spec: InputSpec) -> None:
         raise SttoolError(f"data.dataset: {config.dataset} gives images, but the model takes {spec.num_frames}-frame clips")
     if config.is_video and config.video_backend == "decord":
         try:
-            from sttool.data.video.decord_backend import load_decord
+            from sttool.data.video.backends import load_decord
 
             load_decord()
         except ImportError:
@@ -69,4 +67,4 @@ def build_dataset(config: DataConfig, split: Split, spec: InputSpec, train: bool
     transform = image_transform(spec, config.augment, train, config.flips())
     if source.images is not None:
         return ArrayImages(entries, shape=(3, size, size), images=source.images, transform=transform, **common)
-    return ImageFiles(entries, shape=(3, size, size), transform=transform, masks=config.masks, **common)
+    return ImageFiles(entries, shape=(3, size, size), transform=transform, masks=config.masks, timeout=config.decode_timeout, **common)

@@ -21,7 +21,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from sttool.data.spec import InputSpec
+from sttool.data.config import InputSpec
 
 TRAIN_SCALE = (0.08, 1.0)
 
@@ -41,6 +41,18 @@ def _geometry(spec: InputSpec, augment: str, train: bool, flip: bool) -> list[Ca
     if train and flip:
         steps.append(v2.RandomHorizontalFlip())
     return steps
+
+
+def eval_crop_box(width: int, height: int, spec: InputSpec, augment: str) -> tuple[float, float, float, float]:
+    """The region (left, top, right, bottom) of a width x height image that the evaluation transform
+    shows the model: the whole image for ``resize``, else the centre crop after the short-side resize."""
+    if augment == "resize":
+        return 0.0, 0.0, float(width), float(height)
+    scale = spec.resize_size / min(width, height)
+    new_w, new_h = (spec.resize_size, int(spec.resize_size * height / width)) if width <= height else \
+        (int(spec.resize_size * width / height), spec.resize_size)
+    left, top = int(round((new_w - spec.img_size) / 2.0)), int(round((new_h - spec.img_size) / 2.0))
+    return left / scale, top / scale, (left + spec.img_size) / scale, (top + spec.img_size) / scale
 
 
 def image_transform(spec: InputSpec, augment: str, train: bool, flip: bool) -> Callable:

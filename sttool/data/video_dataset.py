@@ -12,13 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from sttool.data.config import DataConfig
-from sttool.data.labelled import LabelledDataset
-from sttool.data.spec import InputSpec
+from sttool.data.config import DataConfig, InputSpec
+from sttool.data.loader import LabelledDataset
 from sttool.data.transforms import clip_transform, clip_views
-from sttool.data.video.backends import make_backend
+from sttool.data.video.backends import VideoBackend, VideoError, make_backend
 from sttool.data.video.guarded import GuardedBackend
-from sttool.data.video.protocol import VideoBackend, VideoError
 from sttool.data.video.sampling import sample_frames
 
 
@@ -51,6 +49,7 @@ class VideoFiles(LabelledDataset):
         self.clips = 1 if train else config.test_clips
         self.backend = video_backend(config)
         self.frame_counts = frame_counts or {}
+        self.repeat_frame = config.repeat_frame
         if train:
             self.transform = clip_transform(spec, config.augment, train=True, flip=config.flips())
         else:
@@ -66,6 +65,8 @@ class VideoFiles(LabelledDataset):
             if count < 1:
                 raise VideoError("no frames")
             plan = np.concatenate([sample_frames(count, self.T, self.mode, rng, self.stride, c, self.clips) for c in range(self.clips)])
+            if self.repeat_frame:  # the no-motion control: each clip is its middle sampled frame, T times
+                plan = np.repeat(plan.reshape(self.clips, self.T)[:, self.T // 2], self.T)
             wanted, inverse = np.unique(plan, return_inverse=True)
             frames = video.get_frames(wanted.tolist())[inverse]  # (clips * T, H, W, 3)
         except VideoError as err:

@@ -1,4 +1,11 @@
-"""Processes launched by torchrun: rank, world size, device, and the few collectives the engine needs."""
+"""Processes launched by torchrun: rank, world size, the few collectives the engine needs, and BatchNorm
+statistics over the global batch.
+
+torch's SyncBatchNorm runs on GPUs only; ``synchronise_batch_norms`` works with gloo on CPU too. Its
+statistics are the sums of all processes (differentiably all-reduced), so N processes with B/N samples
+each normalise exactly as one process with B samples: the result of a run does not depend on the
+process count.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-
-from sttool.errors import SttoolError
+from torch import Tensor, nn
 
 
 @dataclass
@@ -50,18 +56,55 @@ def init_distributed(device: str) -> DistContext:
     return context
 
 
-def resolve_device(choice: str, context: DistContext) -> torch.device:
-    """``auto`` picks CUDA when available; each process takes the GPU of its local rank."""
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda":
-        if not torch.cuda.is_available():
-            raise SttoolError("train.device: cuda was asked for but no CUDA GPU is available; use train.device=cpu")
-        torch.cuda.set_device(context.local_rank)
-        return torch.device("cuda", context.local_rank)
-    return torch.device("cpu")
-
-
 def shutdown(context: DistContext) -> None:
     if context.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes whose gradient is again the sum over processes (each loss sees every input)."""
+
+    @staticmethod
+    def forward(ctx, tensor: Tensor) -> Tensor:
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        total = grad.clone()
+        dist.all_reduce(total)
+        return total
+
+
+class GlobalBatchNorm1d(nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` whose training statistics cover every process's batch."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        local = torch.stack([x.sum(0), (x * x).sum(0)])  # (2, C)
+        count = torch.tensor([float(x.shape[0])], device=x.device)
+        totals = _AllReduceSum.apply(local)
+        n = _AllReduceSum.apply(count)
+        mean = totals[0] / n
+        var = totals[1] / n - mean * mean  # biased, as BatchNorm normalises with
+        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
+            assert self.num_batches_tracked is not None
+            momentum = 0.1 if self.momentum is None else self.momentum
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                unbiased = var * n / (n - 1).clamp_min(1)
+                self.running_mean.lerp_(mean, momentum)
+                self.running_var.lerp_(unbiased, momentum)
+        out = (x - mean) / torch.sqrt(var + self.eps)
+        if self.affine:
+            out = out * self.weight + self.bias
+        return out
+
+
+def synchronise_batch_norms(model: nn.Module) -> None:
+    """Swap every BatchNorm1d of ``model`` to the global-batch version, in place (keys unchanged)."""
+    for module in model.modules():
+        if type(module) is nn.BatchNorm1d:
+            module.__class__ = GlobalBatchNorm1d

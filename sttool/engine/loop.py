@@ -1,30 +1,81 @@
-"""One training epoch: micro-batches, gradient accumulation, the learning-rate schedule, stop requests.
+"""One training epoch: micro-batches, gradient accumulation, the learning-rate schedule, and the faults
+a run survives or reports clearly (Ctrl-C/SIGTERM, a non-finite loss, GPU out of memory).
 
 The loop never waits on the device except to show progress: losses and the non-finite flag are kept
-as device tensors and read only when a progress line is due and at the end of the epoch.
+as device tensors and read only when a progress renderer shows them and at the end of the epoch.
 """
 
 from __future__ import annotations
 
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from types import FrameType
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from sttool.config.recipe import Recipe
 from sttool.engine.distributed import DistContext
-from sttool.engine.evaluate import autocast_for
-from sttool.engine.faults import NonFiniteLoss, StopRequest, out_of_memory_message
-from sttool.engine.mixup import MixupCutmix
-from sttool.engine.progress import TrainingProgress
-from sttool.engine.sampling import EpochBatchSampler, derive_seed
-from sttool.engine.schedule import learning_rate
-from sttool.engine.setup import Objective
+from sttool.engine.objectives import MixupCutmix
+from sttool.engine.sampling import derive_seed
 from sttool.errors import SttoolError
+from sttool.progress import Progress
+from sttool.runs.recipe import Recipe
+from sttool.runtime import autocast, seeded
 
 STOP_CHECK_EVERY = 10  # optimiser steps between stop-request agreements across processes
+# ``objective(model output, soft targets, labels, foreground masks or None) -> loss``
+Objective = Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+def learning_rate(step: int, total_steps: int, warmup_steps: int, peak: float, floor: float = 0.0) -> float:
+    """Learning rate of optimiser step ``step`` (0-based) out of ``total_steps``."""
+    if step < warmup_steps:
+        return peak * step / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class StopRequest:
+    """Turns the first SIGINT or SIGTERM into a request to checkpoint and stop; a second Ctrl-C aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name = ""
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+
+
+class NonFiniteLoss(SttoolError):
+    """The loss became NaN or infinite; the run stops without overwriting the last good checkpoint."""
+
+
+def out_of_memory_message(micro_batch: int, accum_steps: int) -> str:
+    return (
+        f"GPU out of memory with {micro_batch} samples per process and step; keep the global batch with "
+        f"train.accum_steps={accum_steps * 2}, or lower train.batch_size"
+    )
 
 
 @dataclass
@@ -38,10 +89,12 @@ class StepCounter:
 
 @dataclass
 class EpochResult:
-    loss: float
+    loss: float  # mean over the epoch's micro-batches, those before a resume included
     steps: int
     stopped: bool
     skipped: list
+    loss_sum: float = 0.0  # what the mean is made of, for a resume mid-epoch
+    count: int = 0
 
 
 class EpochRunner:
@@ -49,7 +102,7 @@ class EpochRunner:
     ``objective(model(x), soft targets, labels, masks)``."""
 
     def __init__(self, recipe: Recipe, model: nn.Module, objective: Objective,
-                 optimizer: torch.optim.Optimizer, loader: torch.utils.data.DataLoader, sampler: EpochBatchSampler,
+                 optimizer: torch.optim.Optimizer, loader: Any, sampler: Any,
                  device: torch.device, context: DistContext, num_classes: int) -> None:
         train = recipe.train
         self.recipe, self.model, self.objective, self.optimizer = recipe, model, objective, optimizer
@@ -63,12 +116,16 @@ class EpochRunner:
         self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and train.precision == "fp16")
         self.trained = [p for p in model.parameters() if p.requires_grad]
 
-    def run_epoch(self, counter: StepCounter, progress: TrainingProgress, stop: StopRequest) -> EpochResult:
-        """Train from ``counter`` to the end of its epoch (or a stop request); updates ``counter``."""
+    def run_epoch(self, counter: StepCounter, progress: Progress, stop: StopRequest,
+                  carried: tuple[float, int] | None = None) -> EpochResult:
+        """Train from ``counter`` to the end of its epoch (or a stop request); updates ``counter``.
+        ``carried`` is (loss sum, micro-batches) of this epoch before a resume."""
         train = self.recipe.train
         self.model.train()
         self.sampler.set_epoch(counter.epoch, counter.step)
-        progress.start_epoch(counter.epoch, self.steps_per_epoch, counter.step)
+        task = progress.task(f"epoch {counter.epoch + 1}/{train.epochs}", self.steps_per_epoch, counter.step)
+        started, seen = time.perf_counter(), 0
+        before_sum, before_count = carried or (0.0, 0)
         loss_sum = torch.zeros((), device=self.device)
         non_finite = torch.zeros((), dtype=torch.bool, device=self.device)
         micro, micro_done, skipped, images = 0, 0, [], 0
@@ -91,32 +148,43 @@ class EpochRunner:
             counter.step += 1
             counter.global_step += 1
 
-            def shown_loss(total=loss_sum, count=micro_done, flag=non_finite) -> float:
+            def shown_loss(total=loss_sum, count=micro_done, flag=non_finite) -> str:
                 self._raise_if_non_finite(flag, counter, collective=False)  # shown on the main process only
-                return float(total) / count
+                return f"{(float(total) + before_sum) / (count + before_count):.4f}"
 
-            progress.step(counter.step - 1, images, shown_loss, lr)
+            seen += images
+            speed = f"{seen / max(time.perf_counter() - started, 1e-9):.1f} img/s"
+            task.advance(1, loss=shown_loss, lr=f"{lr:.2e}", speed=speed)
             images = 0
             if self._should_stop(stop, counter):
-                return EpochResult(float(loss_sum) / max(micro_done, 1), counter.step, True, skipped)
+                task.close()
+                return self._result(loss_sum, micro_done, carried, counter, True, skipped)
+        task.close()
         self._raise_if_non_finite(non_finite, counter, collective=True)
-        return EpochResult(float(loss_sum) / max(micro_done, 1), counter.step, False, skipped)
+        return self._result(loss_sum, micro_done, carried, counter, False, skipped)
+
+    @staticmethod
+    def _result(loss_sum: torch.Tensor, count: int, carried: tuple[float, int] | None, counter: StepCounter,
+                stopped: bool, skipped: list) -> EpochResult:
+        total, done = float(loss_sum) + (carried or (0.0, 0))[0], count + (carried or (0.0, 0))[1]
+        return EpochResult(total / max(done, 1), counter.step, stopped, skipped, total, int(done))
 
     def _forward_backward(self, batch, global_step: int, micro: int, last_micro: bool) -> torch.Tensor:
         """Loss of one micro-batch, back-propagated; gradients are synchronised on the last one."""
         seed = derive_seed(self.recipe.train.seed, global_step, micro, self.context.rank)
-        torch.manual_seed(seed)  # drop path and dropout, replayed exactly on resume
-        if batch.inputs.shape[0] == 0:  # every sample skipped: keep collectives aligned with a zero loss
-            loss = sum(p.sum() for p in self.trained) * 0.0
-        else:
-            inputs = batch.inputs.to(self.device, non_blocking=True)
-            labels = batch.labels.to(self.device, non_blocking=True)
-            masks = None if batch.masks is None else batch.masks.to(self.device, non_blocking=True)
-            inputs, targets = self.mixer(inputs, labels, np.random.default_rng(seed))
-            sync = nullcontext() if last_micro or not self.context.enabled else self.model.no_sync()
-            with sync, autocast_for(self.device, self.recipe.train.precision):
-                loss = self.objective(self.model(inputs), targets, labels, masks)
-        self.scaler.scale(loss / self.recipe.train.accum_steps).backward()
+        with seeded(seed, self.device):  # drop path and dropout, replayed exactly on resume
+            if batch.inputs.shape[0] == 0:  # every sample skipped: keep collectives aligned with a zero loss
+                loss = torch.stack([p.sum() for p in self.trained]).sum() * 0.0
+            else:
+                inputs = batch.inputs.to(self.device, non_blocking=True)
+                labels = batch.labels.to(self.device, non_blocking=True)
+                masks = None if batch.masks is None else batch.masks.to(self.device, non_blocking=True)
+                inputs, targets = self.mixer(inputs, labels, np.random.default_rng(seed))
+                model: Any = self.model  # DistributedDataParallel under torchrun
+                sync = nullcontext() if last_micro or not self.context.enabled else model.no_sync()
+                with sync, autocast(self.device, self.recipe.train.precision):
+                    loss = self.objective(self.model(inputs), targets, labels, masks)
+            self.scaler.scale(loss / self.recipe.train.accum_steps).backward()
         return loss.detach()
 
     def _optimizer_step(self, global_step: int) -> float:

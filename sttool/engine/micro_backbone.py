@@ -17,24 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.console import Console
 
-from sttool.config.recipe import Recipe, load_recipe
 from sttool.config.schema import to_dict
-from sttool.engine import setup
-from sttool.engine.checkpoint import load_trained_state, read_checkpoint, restore_optimizer, save_checkpoint
-from sttool.engine.distributed import DistContext, resolve_device
+from sttool.engine.distributed import DistContext
 from sttool.engine.evaluate import evaluate
-from sttool.engine.evaluate_run import load_checkpoint_model
-from sttool.engine.faults import StopRequest
-from sttool.engine.loop import EpochRunner, StepCounter
-from sttool.engine.mixup import soft_cross_entropy
-from sttool.engine.progress import TrainingProgress
-from sttool.engine.run_dir import RunDir
-from sttool.engine.trainer import finetune
+from sttool.engine.loop import EpochRunner, StepCounter, StopRequest
+from sttool.engine.objectives import soft_cross_entropy
+from sttool.engine.sampling import eval_loader, train_loader
+from sttool.engine.trainer import build_datasets, create_optimizer, finetune, resolve_classes
 from sttool.errors import SttoolError
-from sttool.models.build import build_model
 from sttool.models.micro import MICRO_NAME, MICRO_WEIGHTS, StemClassifier, export_backbone
+from sttool.progress import SILENT, Progress
+from sttool.runs.checkpoint import load_trained_state, read_checkpoint, restore_optimizer, save_checkpoint
+from sttool.runs.folder import RunDir
+from sttool.runs.load import create_model, input_spec, load_run, probe_model
+from sttool.runs.recipe import Recipe, load_recipe
+from sttool.runtime import resolve_device, seeded
 
 MAX_BYTES = 10 * 1024 * 1024
 STAGE_EXPORT = "backbone.safetensors"  # each stage's backbone, in its run folder, for the next stage
@@ -57,56 +55,52 @@ def _check(recipe: Recipe, path: Path) -> None:
         raise SttoolError(f"{path}: data.stream must give the images per epoch; the micro backbone trains on rendered images")
 
 
-def train_stem(recipe: Recipe, resume: bool = False, overwrite: bool = False, console: Console | None = None) -> dict[str, Any]:
+def train_stem(recipe: Recipe, resume: bool = False, overwrite: bool = False, progress: Progress = SILENT) -> dict[str, Any]:
     """Stage 1: train the stem as a CNN on streamed images, then write the backbone it starts (folded stem,
     blocks initialised from ``train.seed``) to ``RUN_DIR/backbone.safetensors``."""
-    console = console or Console(stderr=True)
     context = DistContext()
-    device = resolve_device(recipe.train.device, context)
-    with torch.device("meta"):
-        spec = setup.input_spec(build_model(config=replace(recipe.model, weights=None, num_classes=recipe.model.num_classes or 1)))
-    datasets = setup.build_datasets(recipe, spec)
-    recipe = setup.resolve_classes(recipe, datasets)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.train.seed)
-        classifier = StemClassifier(recipe.model.num_classes).to(device)
+    device = resolve_device(recipe.train.device)
+    spec = input_spec(probe_model(recipe))
+    datasets = build_datasets(recipe, spec)
+    recipe = resolve_classes(recipe, datasets)
+    with seeded(recipe.train.seed):
+        classifier = StemClassifier(recipe.num_classes).to(device)
     run_dir = RunDir(recipe.run_dir)
     resolved = to_dict(recipe)
     run_dir.prepare(resolved, resume, overwrite)
-    optimizer = setup.create_optimizer(classifier, recipe)
+    optimizer = create_optimizer(classifier, recipe)
     counter = StepCounter()
     if resume:
         state, optim_state, meta = read_checkpoint(run_dir.last)
         load_trained_state(classifier, state, str(run_dir.last))
         restore_optimizer(optimizer, optim_state, meta, device)
         counter = StepCounter(meta["epoch"], meta["step"], meta["global_step"])
-    loader, sampler = setup.train_loader(datasets["train"], recipe, context, spec, device)
+    loader, sampler = train_loader(datasets["train"], recipe, context, spec, device)
     runner = EpochRunner(recipe, classifier, lambda logits, targets, labels, masks: soft_cross_entropy(logits, targets),
-                         optimizer, loader, sampler, device, context, recipe.model.num_classes)
-    val_loader = setup.eval_loader(datasets["val"], recipe, context)
+                         optimizer, loader, sampler, device, context, recipe.num_classes)
+    val_loader = eval_loader(datasets["val"], recipe, context)
 
     def save() -> None:
         meta = {"recipe": resolved, "kind": "last", "epoch": counter.epoch, "step": counter.step, "global_step": counter.global_step}
         save_checkpoint(run_dir.last, classifier, meta, optimizer)
 
     val: dict[str, Any] = {}
-    with TrainingProgress(recipe.train.epochs, True, recipe.train.log_every, console) as progress, StopRequest() as stop:
+    with StopRequest() as stop:
         while counter.epoch < recipe.train.epochs:
             result = runner.run_epoch(counter, progress, stop)
             if result.stopped:
                 save()
                 progress.note(f"stopped by {stop.signal_name or 'a stop request'}: resumable checkpoint {run_dir.last}")
                 return {"status": "interrupted"}
-            val = evaluate(classifier, val_loader, device, recipe.train.precision, recipe.model.num_classes, context, 3)
+            val = evaluate(classifier, val_loader, device, recipe.train.precision, recipe.num_classes, context, 3)
             progress.note(f"stem epoch {counter.epoch + 1}: train loss {result.loss:.4f}, val top-1 {val['top1']:.2f}%")
             run_dir.log({"event": "train", "epoch": counter.epoch + 1, "loss": result.loss, "val": val})
             counter.epoch, counter.step = counter.epoch + 1, 0
             save()
     if not val:  # a finished run resumed: measure again
-        val = evaluate(classifier, val_loader, device, recipe.train.precision, recipe.model.num_classes, context, 3)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.train.seed)
-        backbone = setup.create_model(replace(recipe, model=replace(recipe.model, weights="none")), torch.device("cpu"))
+        val = evaluate(classifier, val_loader, device, recipe.train.precision, recipe.num_classes, context, 3)
+    with seeded(recipe.train.seed):
+        backbone = create_model(replace(recipe, model=replace(recipe.model, weights="none")), torch.device("cpu"))
     classifier.to("cpu").eval().fold_into(backbone)
     export_backbone(backbone, run_dir.path / STAGE_EXPORT)
     results = {"name": recipe.name, "val": val}
@@ -115,13 +109,14 @@ def train_stem(recipe: Recipe, resume: bool = False, overwrite: bool = False, co
 
 
 def build_micro_backbone(stem_recipe: Path | None = None, recipe: Path | None = None, out: Path = MICRO_WEIGHTS,
-                         overrides: list[str] | None = None, overwrite: bool = False,
-                         console: Console | None = None) -> dict[str, Any]:
+                         overrides: list[str] | None = None, overwrite: bool = False, progress: Progress = SILENT,
+                         images_per_class: tuple[int, int, int] = PRETRAIN_COUNTS) -> dict[str, Any]:
     """Both stages in order and the export of the ViT's backbone to ``out``.
 
     A stage whose run folder already holds a checkpoint is resumed (a finished one is only evaluated
     again), so an interrupted build continues where it stopped; ``overwrite`` trains both again.
-    ``overrides`` (``key=value``) apply to both recipes, e.g. ``train.device=cuda``.
+    ``overrides`` (``key=value``) apply to both recipes, e.g. ``train.device=cuda``; ``images_per_class``
+    sizes the fixed val and test files written when the pre-training set is missing.
     """
     from sttool.data import SyntheticOptions, make_synthetic
 
@@ -129,18 +124,18 @@ def build_micro_backbone(stem_recipe: Path | None = None, recipe: Path | None = 
     stem = load_recipe(stem_path, overrides)
     _check(stem, stem_path)
     if not (Path(stem.data.root) / "images" / "info.json").is_file():
-        make_synthetic(SyntheticOptions(out=stem.data.root, task="pretrain", images_per_class=PRETRAIN_COUNTS, videos=False))
-    stem_results = train_stem(stem, resume=not overwrite and RunDir(stem.run_dir).last.is_file(), overwrite=overwrite, console=console)
+        make_synthetic(SyntheticOptions(out=stem.data.root, task="pretrain", images_per_class=images_per_class, videos=False))
+    stem_results = train_stem(stem, resume=not overwrite and RunDir(stem.run_dir).last.is_file(), overwrite=overwrite, progress=progress)
     if stem_results.get("status") == "interrupted":
         raise SttoolError("pre-training was interrupted in the stem stage; run the same 'sttool prepare micro-backbone' "
                           "command again to continue where it stopped")
     vit = load_recipe(vit_path, [*(overrides or []), f"model.weights={stem.run_dir / STAGE_EXPORT}"])
     _check(vit, vit_path)
-    results = finetune(vit, resume=not overwrite and RunDir(vit.run_dir).last.is_file(), console=console, overwrite=overwrite)
+    results = finetune(vit, resume=not overwrite and RunDir(vit.run_dir).last.is_file(), progress=progress, overwrite=overwrite)
     if results.get("status") == "interrupted":
         raise SttoolError("pre-training was interrupted in the ViT stage; run the same 'sttool prepare micro-backbone' "
                           "command again to continue where it stopped")
-    model, _, checkpoint = load_checkpoint_model(vit.run_dir)
+    model, _, checkpoint = load_run(vit.run_dir)
     export = vit.run_dir / STAGE_EXPORT
     export_backbone(model, export)
     size = export.stat().st_size

@@ -1,4 +1,5 @@
-"""Deterministic batches: a run is a function of (seed, epoch, step, sample index), whatever the process count.
+"""Deterministic batches and the loaders of a run: a run is a function of (seed, epoch, step, sample
+index), whatever the process count.
 
 The global batch of optimiser step s in epoch e is a fixed slice of the epoch's permutation; it is
 split into ``world_size x accum_steps`` micro-batches, so one process with the same global batch sees
@@ -8,13 +9,18 @@ run on more processes draws the same crops and flips.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from sttool.engine.distributed import DistContext
+from sttool.errors import SttoolError
+from sttool.runs.recipe import Recipe
+from sttool.runtime import seeded
 
 
 def derive_seed(*parts: int) -> int:
@@ -89,12 +95,12 @@ EVAL_EPOCH = -1  # the "epoch" of evaluation reads: any randomness in them is fi
 
 
 class SeededDataset(Dataset):
-    """Seeds torch, NumPy and ``random`` from (seed, epoch, index) before reading a sample.
+    """Seeds torch, NumPy and ``random`` from (seed, epoch, index) while reading a sample (and restores them).
 
     Items are (epoch, index) pairs from a ``BatchPlan``, or plain indices for evaluation.
     """
 
-    def __init__(self, dataset: Dataset, seed: int) -> None:
+    def __init__(self, dataset: Any, seed: int) -> None:
         self.dataset = dataset
         self.seed = seed
 
@@ -103,8 +109,48 @@ class SeededDataset(Dataset):
 
     def __getitem__(self, item: int | tuple[int, int]):
         epoch, index = item if isinstance(item, tuple) else (EVAL_EPOCH, item)
-        seed = derive_seed(self.seed, epoch, index)
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
-        return self.dataset[index]
+        with seeded(derive_seed(self.seed, epoch, index)):
+            return self.dataset[index]
+
+
+def train_loader(dataset: Any, recipe: Recipe, context: DistContext, spec: Any = None,
+                 device: torch.device | None = None) -> tuple[Any, Any]:
+    """Deterministic micro-batches of this process (see ``sampling``) with seeded augmentation; for a
+    streamed task, batches rendered on ``device`` (the loader is then its own sampler)."""
+    from sttool.data import collate
+    from sttool.data.synthetic.stream import StreamedTask, SyntheticStream
+
+    train = recipe.train
+    if train.batch_size % (train.accum_steps * context.world_size):
+        raise SttoolError(
+            f"train.batch_size {train.batch_size} is not divisible by accum_steps x processes "
+            f"({train.accum_steps} x {context.world_size})"
+        )
+    if isinstance(dataset, StreamedTask):
+        if len(dataset) < train.batch_size:
+            raise SttoolError(f"data.stream: {len(dataset)} images per epoch is fewer than train.batch_size {train.batch_size}")
+        stream = SyntheticStream(dataset, train.batch_size, train.accum_steps, context.world_size, context.rank, train.seed,
+                                 spec, recipe.data.flips(), recipe.data.masks, device or torch.device("cpu"), train.max_steps_per_epoch)
+        return stream, stream
+    plan = BatchPlan(len(dataset), train.batch_size, train.accum_steps, context.world_size, context.rank, train.seed)
+    if plan.steps_per_epoch == 0:
+        raise SttoolError(f"train.batch_size {train.batch_size} is larger than the training set ({len(dataset)} samples)")
+    sampler = EpochBatchSampler(plan, train.max_steps_per_epoch)
+    workers = recipe.data.num_workers
+    loader = DataLoader(
+        SeededDataset(dataset, train.seed), batch_sampler=sampler, collate_fn=collate, num_workers=workers,
+        persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
+    )
+    return loader, sampler
+
+
+def eval_loader(dataset: Any, recipe: Recipe, context: DistContext) -> DataLoader:
+    """This process's shard of an evaluation split, in order."""
+    from sttool.data import collate
+
+    seeded = SeededDataset(dataset, recipe.train.seed)
+    shard = Subset(seeded, range(context.rank, len(dataset), context.world_size)) if context.enabled else seeded
+    return DataLoader(
+        shard, batch_size=recipe.train.eval_batch_size or recipe.train.batch_size, shuffle=False, collate_fn=collate,
+        num_workers=recipe.data.num_workers, pin_memory=torch.cuda.is_available(),
+    )

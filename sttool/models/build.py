@@ -1,37 +1,111 @@
-"""Build a Sparse-Tuning model from names, or patch an existing timm ViT in place."""
+"""Build a Sparse-Tuning model from names, or patch an existing timm ViT in place; backbone weights from
+the timm hub (online) or a local file (.npz, .pth, .safetensors), offline.
+
+Local files are read without running pickled code: safetensors, or ``torch.load(weights_only=True)``;
+JAX ``.npz`` files go through timm's own loader (NumPy arrays, no pickle).
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
 from timm.layers import Attention
-from timm.models.vision_transformer import Block, VisionTransformer
-from torch import nn
+from timm.models.vision_transformer import Block, VisionTransformer, checkpoint_filter_fn
+from torch import Tensor, nn
 
 from sttool.config.schema import closest
 from sttool.errors import SttoolError
-from sttool.models.adaptformer import ParallelAdapter
-from sttool.models.block import SparseBlock
+from sttool.models.baselines import LoRAQV, ParallelAdapter
 from sttool.models.config import ModelConfig
-from sttool.models.dense_adapter import DenseAdapter
+from sttool.models.dense_adapter import DenseAdapter, StageAdapter, stage_ends
 from sttool.models.exits import Exits
-from sttool.models.lora import LoRAQV
-from sttool.models.stage_adapter import StageAdapter, stage_ends
 from sttool.models.video import make_video_model
-from sttool.models.vit import SparseViT
-from sttool.models.weights import HOW_TO_GIVE_WEIGHTS, load_local_weights
+from sttool.models.vit import SparseBlock, SparseViT
 
 DEFAULT_CLASSES = 1000  # the head's size when neither the recipe nor the backbone says
+
+WEIGHT_SUFFIXES = (".npz", ".pth", ".pt", ".bin", ".safetensors")
+HEAD_KEYS = ("head.weight", "head.bias")
+
+HOW_TO_GIVE_WEIGHTS = (
+    "give a local file with weights=PATH (.npz, .pth or .safetensors, e.g. the original "
+    "ViT-B_16.npz), or weights=none for random initialisation"
+)
+
+
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """A flat state dict from a .safetensors or torch file, unwrapping the usual checkpoint keys."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as err:  # safetensors raises its own error types for corrupt headers
+            raise SttoolError(f"weights file {path}: not a readable safetensors file ({err})") from None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle errors, truncated zip archives, tensors of unknown types
+        raise SttoolError(f"weights file {path}: cannot be read as a weights-only torch checkpoint ({err})") from None
+    for key in ("state_dict_ema", "model_ema", "model", "state_dict", "module"):
+        if isinstance(data, dict) and isinstance(data.get(key), dict):
+            data = data[key]
+            break
+    if not isinstance(data, dict) or not all(isinstance(v, Tensor) for v in data.values()):
+        raise SttoolError(f"weights file {path}: holds no state dict of tensors")
+    return data
+
+
+def load_local_weights(model: VisionTransformer, source: str) -> set[str]:
+    """Load backbone weights from ``source`` into ``model``; returns the keys that were loaded.
+
+    The classifier is skipped when its shape differs (a 21k-class checkpoint into a 100-class model).
+    Any other missing or misshapen key is an error naming it.
+    """
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise SttoolError(f"weights file not found: {source} (valid: a path to {', '.join(WEIGHT_SUFFIXES)}, 'hub' or 'none')")
+    if path.suffix not in WEIGHT_SUFFIXES:
+        raise SttoolError(f"weights file {source}: unknown type '{path.suffix}'; valid: {', '.join(WEIGHT_SUFFIXES)}")
+    if path.suffix == ".npz":
+        head_before = {k: v.clone() for k, v in model.state_dict().items() if k in HEAD_KEYS}
+        try:
+            model.load_pretrained(str(path))
+        except Exception as err:  # timm's npz loader raises KeyError/RuntimeError/ValueError on a mismatch
+            raise SttoolError(f"weights file {source} does not fit this backbone: {type(err).__name__}: {err}") from None
+        head_loaded = any(not torch.equal(head_before[k], model.state_dict()[k]) for k in head_before)
+        return {k for k in model.state_dict() if head_loaded or k not in HEAD_KEYS}
+    state = checkpoint_filter_fn(read_state_dict(path), model)
+    expected = model.state_dict()
+    for key in HEAD_KEYS:
+        if key in state and (key not in expected or state[key].shape != expected[key].shape):
+            del state[key]
+    for key, value in state.items():
+        if key in expected and value.shape != expected[key].shape:
+            raise SttoolError(
+                f"weights file {source} does not fit this backbone: '{key}' has shape {tuple(value.shape)} "
+                f"in the file but {tuple(expected[key].shape)} in the model"
+            )
+    unexpected = sorted(k for k in state if k not in expected)
+    missing = sorted(k for k in expected if k not in state and k not in HEAD_KEYS)
+    if missing or unexpected:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise SttoolError(f"weights file {source} does not fit this backbone: {detail} ({len(missing)} missing, {len(unexpected)} unexpected keys)")
+    model.load_state_dict(state, strict=False)
+    return set(state)
 
 
 def _check_patchable(model: nn.Module) -> None:
     if isinstance(model, SparseViT):
         raise SttoolError("this model is already patched by sttool; patch a fresh timm model")
-    if not isinstance(model, VisionTransformer):
-        raise SttoolError(f"sttool patches timm VisionTransformer models (vit_*, deit_*), not {type(model).__name__}")
+    if type(model) is not VisionTransformer:
+        # a subclass (the distilled DeiT's two heads and token, EVA's RoPE, ...) changes what sttool's forward
+        # would have to do; refuse it rather than run it wrong
+        raise SttoolError(f"sttool patches timm's VisionTransformer class itself (vit_*, deit_*, deit3_*, "
+                          f"vit_*_dinov2*, vit_*_clip*), not {type(model).__name__}")
     if model.cls_token is None:
         raise SttoolError("token sparsification scores tokens by [CLS] attention; this ViT has no class token")
     if model.global_pool not in ("token", "avg") or getattr(model, "attn_pool", None) is not None:
@@ -45,12 +119,13 @@ def _check_patchable(model: nn.Module) -> None:
 
 def _make_adapter(config: ModelConfig, dim: int, index: int, depth: int, ends: list[int]) -> nn.Module | None:
     kind = config.spec.adapter
+    bottleneck, scale, dropout = config.bottleneck or 0, config.adapter_scale or 0.0, config.adapter_dropout or 0.0  # resolved
     if kind == "dense":
-        return DenseAdapter(dim, index, config.bottleneck, config.adapter_scale)
+        return DenseAdapter(dim, index, bottleneck, scale)
     if kind == "stage":
-        return StageAdapter(dim, config.bottleneck, in_stage_sum=index < depth - 1, closes_stage=index in ends)
+        return StageAdapter(dim, bottleneck, in_stage_sum=index < depth - 1, closes_stage=index in ends)
     if kind == "parallel":
-        return ParallelAdapter(dim, config.bottleneck, config.adapter_scale, config.adapter_dropout)
+        return ParallelAdapter(dim, bottleneck, scale, dropout)
     return None
 
 
@@ -68,6 +143,7 @@ def patch_model(model: VisionTransformer, config: ModelConfig | None = None, **o
     backbone is frozen except what the method trains; timm's state_dict keys are unchanged.
     """
     _check_patchable(model)
+    was_training = model.training
     try:
         config = replace(config or ModelConfig(), **options)
     except TypeError as err:
@@ -75,32 +151,36 @@ def patch_model(model: VisionTransformer, config: ModelConfig | None = None, **o
     if config.num_classes is None:
         config = replace(config, num_classes=model.num_classes or DEFAULT_CLASSES)
     config = config.resolved()
-    depth = len(model.blocks)
+    vit: Any = model  # timm's submodules are dynamic attributes; sttool sets its own on them below
+    num_classes = config.num_classes or DEFAULT_CLASSES
+    keep_rate = config.keep_rate if config.keep_rate is not None else 1.0
+    depth = len(vit.blocks)
     config.check_depth(depth)
     prune_blocks = sorted(layer - 1 for layer in config.keep_layers)
     ends = stage_ends(depth, prune_blocks)
-    dim = model.embed_dim
-    for index, block in enumerate(model.blocks):
+    dim = vit.embed_dim
+    for index, block in enumerate(vit.blocks):
         block.__class__ = SparseBlock
-        block.keep_rate = config.keep_rate if index in prune_blocks and config.keep_rate < 1.0 else None
+        block.keep_rate = keep_rate if index in prune_blocks and keep_rate < 1.0 else None
         block.fuse_token = config.fuse_token
-        block.num_prefix = model.num_prefix_tokens
+        block.num_prefix = vit.num_prefix_tokens
         block.adapter = _make_adapter(config, dim, index, depth, ends)
         attn_dim = block.attn.qkv.out_features // 3
         block.lora = LoRAQV(dim, attn_dim, config.lora_rank, config.lora_alpha) if config.spec.adapter == "lora" else None
-    model.__class__ = SparseViT
-    model.sttool_config = config
-    if model.num_classes != config.num_classes:
-        model.reset_classifier(config.num_classes)
-        init_head(model)
-    model.head_norm = nn.BatchNorm1d(dim, affine=False, eps=1e-6) if config.head == "bn_linear" else nn.Identity()
+    vit.__class__ = SparseViT
+    vit.sttool_config = config
+    if vit.num_classes != num_classes:
+        vit.reset_classifier(num_classes)
+        init_head(vit)
+    vit.head_norm = nn.BatchNorm1d(dim, affine=False, eps=1e-6) if config.head == "bn_linear" else nn.Identity()
     if config.num_frames is not None:
-        make_video_model(model, config.num_frames, config.tubelet)
+        make_video_model(vit, config.num_frames, config.tubelet, config.tubelet_init)
     if config.exit_layers:
-        model.exits = Exits(dim, [layer - 1 for layer in config.exit_layers], config.exit_bottleneck,
-                            config.num_classes, config.head == "bn_linear", config.exit_pool)
-    _set_trainable(model, config.spec.trains)
-    return model
+        vit.exits = Exits(dim, [layer - 1 for layer in config.exit_layers], config.exit_bottleneck,
+                          num_classes, config.head == "bn_linear", config.exit_pool)
+    _set_trainable(vit, config.spec.trains)
+    sparse: SparseViT = vit.train(was_training)  # new modules (head_norm, adapters) follow the model's mode
+    return sparse
 
 
 def _set_trainable(model: SparseViT, trains: str) -> None:
@@ -110,7 +190,8 @@ def _set_trainable(model: SparseViT, trains: str) -> None:
         return
     trained: list[nn.Module] = [model.head, getattr(model, "exits", nn.Identity())]
     if trains == "adapters":
-        for block in model.blocks:
+        blocks: list[Any] = list(model.blocks)
+        for block in blocks:
             trained += [m for m in (block.adapter, block.lora) if m is not None]
     for module in trained:
         for param in module.parameters():
@@ -118,6 +199,8 @@ def _set_trainable(model: SparseViT, trains: str) -> None:
     time_embed = getattr(model, "time_embed", None)
     if time_embed is not None:  # new for video, so learned by every method that trains more than the head
         time_embed.requires_grad = trains == "adapters"
+        for param in model.patch_embed.proj.parameters():  # the tubelet's time axis is new too
+            param.requires_grad = trains == "adapters"
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:

@@ -62,6 +62,7 @@ class ModelConfig:
     img_size: int | None = None  # None: the backbone's own
     num_frames: int | None = None  # video: frames per clip (None: the model takes images)
     tubelet: int = 1  # video: frames per space-time patch
+    tubelet_init: Literal["mean", "center"] = "mean"  # video: the image kernel spread over the tubelet, or on its centre frame
     keep_rate: float | None = None
     keep_layers: list[int] = field(default_factory=lambda: [4, 7, 10])  # 1-based blocks that prune
     fuse_token: bool = True

@@ -11,15 +11,25 @@ block, and the head is the model's head type (BatchNorm without affine parameter
 
 The last exit is the model's own head after the final norm, so a model with exits still gives the
 usual logits. W_up starts at zero, so every exit starts as a linear probe of its block's features.
+
+The exit policy (``predict_early_exit``): a sample leaves at the first exit whose confidence (max
+softmax) reaches that exit's threshold. Samples that exit leave the batch: the tokens and the adapter
+history are compacted to the samples still running, so the later blocks really process a smaller
+batch and saved FLOPs become saved time. Every exit reached is evaluated on the way, and counted in
+the expected cost (``FlopCount.exit_costs``).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from sttool.models.vit import ForwardState, SparseViT
 
 
 class SharedExitAdapter(nn.Module):
@@ -73,6 +83,55 @@ class Exits(nn.Module):
 
     def forward(self, index: int, tokens: Tensor, num_prefix: int) -> tuple[Tensor, Tensor]:
         """Features and logits of exit ``index`` for the tokens after its block."""
-        head = self.heads[index]
+        head = cast(ExitHead, self.heads[index])
         features = head.features(self.pooled(tokens, num_prefix), self.shared)
         return features, head.logits(features)
+
+
+def confidence(logits: Tensor) -> Tensor:
+    """Max softmax probability per sample (B,)."""
+    return logits.float().softmax(dim=-1).amax(dim=-1)
+
+
+def exit_assignment(confidences: Tensor, thresholds: list[float]) -> Tensor:
+    """Exit of each sample from per-exit confidences (K, N) and K-1 thresholds; the last exit takes the rest."""
+    exits = torch.full((confidences.shape[1],), confidences.shape[0] - 1, dtype=torch.long)
+    for k in reversed(range(len(thresholds))):
+        exits[confidences[k] >= thresholds[k]] = k
+    return exits
+
+
+@torch.no_grad()
+def predict_early_exit(model: SparseViT, x: Tensor, thresholds: list[float]) -> tuple[Tensor, Tensor]:
+    """Logits (B, K) and exit index (B,) of each sample under the thresholds of the K-1 early exits."""
+    exits = model.exits
+    if len(thresholds) != len(exits.blocks):
+        raise ValueError(f"{len(exits.blocks)} early exits need as many thresholds, got {len(thresholds)}")
+    batch = x.shape[0]
+    logits_out = torch.zeros(batch, model.num_classes, device=x.device)
+    exit_of = torch.full((batch,), len(exits.blocks), dtype=torch.long, device=x.device)
+    running = torch.arange(batch, device=x.device)  # original indices of the samples still in the batch
+
+    def leave(index: int, tokens: Tensor, state: ForwardState) -> Tensor | None:
+        nonlocal running
+        state.selections.clear()  # nothing looks back at them here; do not keep the large batch alive
+        if index not in exits.blocks:
+            return tokens
+        k = exits.blocks.index(index)
+        _, logits = exits(k, tokens, model.num_prefix_tokens)
+        done = confidence(logits) >= thresholds[k]
+        logits_out[running[done]] = logits[done].float()
+        exit_of[running[done]] = k
+        stay = (~done).nonzero().squeeze(1)
+        if stay.numel() == 0:
+            return None
+        if stay.numel() < running.numel():
+            running, tokens = running[stay], tokens[stay]  # (B', N, C): exited samples leave the batch
+            state.index_select(stay)
+        return tokens
+
+    tokens = model.embed(x)
+    remaining = model.run_blocks(tokens, model.initial_state(tokens), leave)
+    if remaining is not None:
+        logits_out[running] = model.forward_head(model.norm(remaining)).float()
+    return logits_out, exit_of

@@ -130,8 +130,9 @@ class StemClassifier(nn.Module):
         super().__init__()
         reference = ConvStemEmbed(img_size=MICRO_ARGS["img_size"], patch_size=MICRO_ARGS["patch_size"], embed_dim=embed_dim,
                                   stem_width=stem_width)
-        self.convs = nn.ModuleList([m for m in reference.stem if isinstance(m, nn.Conv2d)] + [reference.proj])
-        self.norms = nn.ModuleList([nn.BatchNorm2d(conv.out_channels) for conv in self.convs])
+        convs: list[nn.Conv2d] = [m for m in reference.stem if isinstance(m, nn.Conv2d)] + [reference.proj]
+        self.convs = nn.ModuleList(convs)
+        self.norms = nn.ModuleList([nn.BatchNorm2d(conv.out_channels) for conv in convs])
         self.head = nn.Linear(embed_dim, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -146,7 +147,10 @@ class StemClassifier(nn.Module):
         if not isinstance(embed, ConvStemEmbed):
             raise SttoolError(f"{type(embed).__name__} has no convolutional stem to receive")
         targets = [m for m in embed.stem if isinstance(m, nn.Conv2d)] + [embed.proj]
-        for conv, norm, target in zip(self.convs, self.norms, targets, strict=True):
+        convs: list[Any] = list(self.convs)  # Conv2d and BatchNorm2d, iterated as modules
+        norms: list[Any] = list(self.norms)
+        for conv, norm, target in zip(convs, norms, targets, strict=True):
             scale = norm.weight / (norm.running_var + norm.eps).sqrt()  # (C,)
             target.weight.copy_(conv.weight * scale[:, None, None, None])
+            assert target.bias is not None
             target.bias.copy_(norm.bias + (conv.bias - norm.running_mean) * scale)

@@ -12,8 +12,7 @@ Dense Adapters reuse the same selection on earlier adapter outputs, so it is an 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -45,6 +44,16 @@ class TokenSelection:
     fuse_weights: Tensor | None  # (B, M) candidate scores with kept ones zeroed; None drops the rest
     num_prefix: int
     num_tokens: int  # N, the token count of the tensors the selection applies to
+    rows: Tensor = field(init=False, repr=False)  # flat rows of the prefix and kept tokens in the flattened batch
+
+    def __post_init__(self) -> None:
+        # computed once, eagerly (no cached property, which graph compilers cannot trace): whole rows are
+        # copied by ``apply`` for the tokens and for every cached adapter output alike
+        B = self.index.shape[0]
+        prefix = torch.arange(self.num_prefix, device=self.index.device).expand(B, -1)  # (B, P)
+        per_sample = torch.cat([prefix, self.index + self.num_prefix], dim=1)  # (B, P + K)
+        offsets = torch.arange(B, device=self.index.device).unsqueeze(1) * self.num_tokens  # (B, 1)
+        self.rows = (per_sample + offsets).reshape(-1)
 
     def apply(self, x: Tensor) -> Tensor:
         """Keep the prefix and the selected tokens of ``x`` and append the fused token."""
@@ -55,15 +64,6 @@ class TokenSelection:
         weights = self.fuse_weights.to(x.dtype).unsqueeze(1)  # (B, 1, M)
         fused = weights @ x[:, self.num_prefix :]  # (B, 1, C)
         return torch.cat([kept, fused], dim=1)  # (B, P + K + 1, C)
-
-    @cached_property
-    def rows(self) -> Tensor:
-        """Flat row indices of the prefix and kept tokens in the flattened batch: whole rows are copied."""
-        B = self.index.shape[0]
-        prefix = torch.arange(self.num_prefix, device=self.index.device).expand(B, -1)  # (B, P)
-        per_sample = torch.cat([prefix, self.index + self.num_prefix], dim=1)  # (B, P + K)
-        offsets = torch.arange(B, device=self.index.device).unsqueeze(1) * self.num_tokens  # (B, 1)
-        return (per_sample + offsets).reshape(-1)
 
     def index_select(self, batch_index: Tensor) -> TokenSelection:
         """The same selection restricted to some samples of the batch (early-exit compaction)."""

@@ -1,7 +1,6 @@
-"""Profiling: GFLOPs, parameters and tokens per stage (``gflops``), throughput, training-step memory
-and time (``training_step``), early-exit costs (``exits``) and the whole ``sttool profile`` report
-(``report``, imported from its module: it reaches into the engine, which imports this package)."""
+"""Profiling: analytic GFLOPs, parameters and tokens per stage (``flops``), throughput, training-step
+memory and time (``training_step``), and the whole ``sttool profile`` report (``report``)."""
 
-from sttool.profiling.gflops import gflops_report
+from sttool.profiling.flops import FlopCount, count_flops, gflops_report
 
-__all__ = ["gflops_report"]
+__all__ = ["FlopCount", "count_flops", "gflops_report"]

@@ -1,13 +1,19 @@
 """Pictures and plots: the tokens each pruning stage kept (PIL only), and, from a run folder, the exit
 histogram and accuracy against GFLOPs (matplotlib, the optional ``plots`` extra, imported when drawn)."""
 
-from sttool.visualize.exits_plot import plot_exits
+from sttool.data.inputs import Preprocess, read_sample
 from sttool.visualize.keep_rate_sweep import keep_rate_sweep, set_keep_rate, tradeoff_report
-from sttool.visualize.kept_tokens import average_object_shares, kept_tokens_figure, visualize_kept_tokens
-from sttool.visualize.media import Preprocess, read_sample
-from sttool.visualize.model_source import ModelChoice, ModelLoader
-from sttool.visualize.tracking import KeptStage, trace_selections, track_kept_tokens
-from sttool.visualize.tradeoff_plot import plot_tradeoff
+from sttool.visualize.kept_tokens import (
+    KeptStage,
+    ModelChoice,
+    ModelLoader,
+    average_object_shares,
+    kept_tokens_figure,
+    trace_selections,
+    track_kept_tokens,
+    visualize_kept_tokens,
+)
+from sttool.visualize.plots import plot_exits, plot_tradeoff
 
 __all__ = [
     "KeptStage",

@@ -11,23 +11,24 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from sttool.config.recipe import Recipe
-from sttool.engine import setup
 from sttool.engine.distributed import DistContext
 from sttool.engine.evaluate import evaluate
-from sttool.engine.evaluate_run import load_checkpoint_model
-from sttool.engine.exits_run import read_exits
+from sttool.engine.sampling import eval_loader
 from sttool.errors import SttoolError
-from sttool.flops import count_flops
 from sttool.models.vit import SparseViT
+from sttool.profiling.flops import count_flops
+from sttool.runs.folder import RunDir
+from sttool.runs.load import input_spec, load_run
+from sttool.runs.recipe import Recipe
 
 DEFAULT_RATES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 def set_keep_rate(model: SparseViT, rate: float) -> None:
     """Make the blocks listed in ``keep_layers`` (1-based) keep ``rate`` of their candidates (1: all)."""
+    blocks = model.sparse_blocks()
     for layer in model.sttool_config.keep_layers:
-        model.blocks[layer - 1].keep_rate = None if rate >= 1.0 else rate
+        blocks[layer - 1].keep_rate = None if rate >= 1.0 else rate
 
 
 def check_rates(rates: Sequence[float]) -> None:
@@ -42,20 +43,20 @@ def keep_rate_sweep(model: SparseViT, recipe: Recipe, dataset: Dataset, rates: S
     """Top-1 on ``dataset`` and GFLOPs (per view) at each keep rate; the model's own rates are restored after."""
     check_rates(rates)
     context = DistContext()
-    loader = setup.eval_loader(dataset, recipe, context)
+    loader = eval_loader(dataset, recipe, context)
     sample_ndim = 4 if recipe.model.num_frames else 3
-    saved = [block.keep_rate for block in model.blocks]
+    saved = [block.keep_rate for block in model.sparse_blocks()]
     points = []
     try:
         for rate in rates:
             set_keep_rate(model, rate)
-            metrics = evaluate(model, loader, device, recipe.train.precision, recipe.model.num_classes, context, sample_ndim)
+            metrics = evaluate(model, loader, device, recipe.train.precision, recipe.num_classes, context, sample_ndim)
             flops = count_flops(model)
             points.append({"keep_rate": rate, "gflops": flops.gflops, "top1": metrics["top1"],
                            "tokens_per_stage": flops.tokens_per_stage})
     finally:
-        for block, rate in zip(model.blocks, saved, strict=True):
-            block.keep_rate = rate
+        for block, kept in zip(model.sparse_blocks(), saved, strict=True):
+            block.keep_rate = kept
     return points
 
 
@@ -66,7 +67,7 @@ def tradeoff_report(run: Path, rates: Sequence[float] = DEFAULT_RATES, split: st
     accuracy/expected-GFLOPs curve on the same split."""
     check_rates(rates)
     device = device or torch.device("cpu")
-    model, recipe, checkpoint = load_checkpoint_model(run, device)
+    model, recipe, checkpoint = load_run(run, device)
     if batch_size is not None:
         recipe = replace(recipe, train=replace(recipe.train, eval_batch_size=batch_size))
     if dataset is None:
@@ -74,10 +75,10 @@ def tradeoff_report(run: Path, rates: Sequence[float] = DEFAULT_RATES, split: st
 
         if not has_split(recipe.data, split):
             raise SttoolError(f"the data of {checkpoint} ({recipe.data.dataset} at {recipe.data.root}) has no '{split}' split")
-        dataset = build_dataset(recipe.data, split, setup.input_spec(model), train=False)
-    tuned = recipe.model.resolved().keep_rate
+        dataset = build_dataset(recipe.data, split, input_spec(model), train=False)
+    tuned = recipe.model.resolved().keep_rate or 1.0
     run_dir = run if run.is_dir() else checkpoint.parent.parent
-    exits = read_exits(run_dir)
+    exits = RunDir(run_dir).read_exits()
     exit_curve = None
     if exits is not None:
         exit_curve = [{"p": pt["p"], "gflops": pt[split]["gflops"], "top1": pt[split]["top1"]}

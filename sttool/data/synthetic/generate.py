@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sttool.data.progress import Progress, no_progress
 from sttool.data.synthetic.images import SPLITS, SetReport, write_image_set
 from sttool.data.synthetic.shapes import TASKS
 from sttool.data.synthetic.videos import DIRECTIONS, write_video_set
 from sttool.errors import SttoolError
+from sttool.progress import SILENT, Progress
 
 
 def default_out(task: str) -> str:
@@ -27,7 +27,7 @@ class SyntheticOptions:
     task: Literal["shapes", "pretrain"] = "shapes"
     seed: int = 0
     image_size: int = 64
-    images_per_class: tuple[int, int, int] = (100, 20, 50)
+    images_per_class: tuple[int, int, int] = (100, 50, 50)
     videos: bool = True
     video_size: int = 64
     num_frames: int = 16
@@ -55,17 +55,17 @@ def _clear(folders: list[Path], marker: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def make_synthetic(options: SyntheticOptions, progress: Progress = no_progress) -> list[SetReport]:
+def make_synthetic(options: SyntheticOptions, progress: Progress = SILENT) -> list[SetReport]:
     """Write the image set of ``options.task`` (and the motion video set if ``options.videos``)."""
     options.check()
     out = Path(options.out)
     images, masks = out / "images", out / "masks"
     _clear([images, masks], images / "info.json")
     total = sum(options.images_per_class) * len(TASKS[options.task])
-    reports = [write_image_set(out, options.task, options.seed, options.image_size, options.images_per_class, progress("images", total))]
+    reports = [write_image_set(out, options.task, options.seed, options.image_size, options.images_per_class, progress.task("images", total).advance)]
     if options.videos:
         _clear([out / "videos"], out / "videos" / "info.json")
         total = sum(options.videos_per_class) * len(DIRECTIONS)
-        advance = progress("videos", total)
+        advance = progress.task("videos", total).advance
         reports.append(write_video_set(out, options.seed, options.video_size, options.num_frames, options.videos_per_class, advance))
     return reports

@@ -4,10 +4,13 @@ Layout: ``ROOT/images/{train,val,test}/<class>/<nnnnn>.png`` and the masks (0/25
 ``ROOT/masks/...`` under the same names; ``ROOT/images/info.json`` records the options and statistics.
 Each run of ``CHUNK`` images of one class in one split is rendered on the CPU from its own seed (seed,
 task, split, class, chunk), so a set is the same bytes for the same options however it is generated.
+
+``mask_path`` and ``load_mask`` find and read an image's mask, to score kept tokens against ground truth.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from sttool.data.samples import READ_TIMEOUT, BadSample, read_bytes
 from sttool.data.synthetic.render import render_images
 from sttool.data.synthetic.shapes import TASKS
 
@@ -84,3 +88,27 @@ def write_image_set(
     report.seconds = time.perf_counter() - start
     write_info(out / "images", report)
     return report
+
+
+def mask_path(image_path: str | Path) -> Path | None:
+    """``ROOT/images/<split>/<class>/<n>.png`` -> ``ROOT/masks/<split>/<class>/<n>.png`` if that file exists."""
+    path = Path(image_path)
+    parts = path.parts
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            candidate = Path(*parts[:i], "masks", *parts[i + 1 :])
+            return candidate if candidate.is_file() else None
+    return None
+
+
+def load_mask(image_path: str | Path, timeout: float = READ_TIMEOUT) -> np.ndarray | None:
+    """The bool (H, W) foreground mask of an image, or None when it has none; an unreadable mask file
+    raises BadSample."""
+    path = mask_path(image_path)
+    if path is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(read_bytes(path, timeout))) as mask:
+            return np.asarray(mask.convert("L")) >= 128
+    except (OSError, SyntaxError, ValueError) as err:
+        raise BadSample(f"mask {path}: {err}") from None

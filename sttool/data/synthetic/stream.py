@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sttool.data.config import InputSpec
 from sttool.data.loader import Batch
-from sttool.data.spec import InputSpec
 from sttool.data.synthetic.render import render_images
 from sttool.data.synthetic.shapes import TASKS
 

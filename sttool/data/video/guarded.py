@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sttool.data.video.protocol import VideoError
+from sttool.data.video.backends import VideoError
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -44,6 +44,7 @@ class DecodeProcess:
         """Send ``message`` and return the reply header and payload, or raise VideoError / DecodeTimeout."""
         proc = self._running()
         data = json.dumps({**message, "timeout": timeout}).encode()
+        assert proc.stdin is not None  # started with stdin=PIPE
         try:
             proc.stdin.write(struct.pack("<I", len(data)) + data)
             proc.stdin.flush()
@@ -153,8 +154,8 @@ class GuardedBackend:
 
     def open(self, path: str) -> RemoteVideo:
         header, _ = self._worker().request({"op": "open", "path": path, "backend": self.inner}, self.timeout)
-        fields = ("num_frames", "fps", "width", "height", "codec", "backend")
-        return RemoteVideo(path, *(header[name] for name in fields), inner=self.inner, timeout=self.timeout)
+        return RemoteVideo(path, header["num_frames"], header["fps"], header["width"], header["height"], header["codec"],
+                           header["backend"], inner=self.inner, timeout=self.timeout)
 
     def probe(self, path: str) -> dict[str, Any]:
         """``probe.probe`` in the worker: decodable frame count, fps, size; raises VideoError."""

@@ -2,7 +2,7 @@
 
 Training passes a numpy ``rng`` (random positions); evaluation passes None and a view number
 (deterministic positions, ``views`` temporal clips spread over the video). Conventions follow
-ECOSYSTEM 2.2:
+VideoMAE's ``kinetics.py`` / ``ssv2.py`` and DyT's ``video_datasets``:
 
 - ``segment`` (TSN, SSv2): the video is cut into T equal segments (fractional lengths, so the tail is
   covered) and one frame is taken from each: uniformly at random in training, at offset

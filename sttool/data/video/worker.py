@@ -18,10 +18,7 @@ import struct
 import sys
 from typing import Any, BinaryIO
 
-from sttool.data.video.backends import make_backend
-from sttool.data.video.decord_backend import declare_torch_free
-from sttool.data.video.probe import probe
-from sttool.data.video.protocol import VideoError, VideoHandle
+from sttool.data.video.backends import VideoError, VideoHandle, declare_torch_free, make_backend, probe
 
 ALARM_MARGIN_S = 5  # the worker kills itself this long after a deadline, should the parent be gone
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def write_video(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", options={"fflags": "+bitexact", **(container_options or {})}) as container:
-        stream = None
+        stream: Any = None  # av's VideoStream
         for frame in frames:
             if stream is None:
                 stream = container.add_stream(codec, rate=fps, options={"threads": "1", **(options or {})})

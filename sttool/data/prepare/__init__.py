@@ -1,1 +1,0 @@
-"""Checks and conversions behind ``sttool prepare``: VTAB-1K trees and video datasets."""

@@ -1,0 +1,252 @@
+"""A run on disk: the folder layout (resolved recipe, environment, metrics as JSON lines, checkpoints,
+results, exits, plots) and the writers of its files. Only the main process writes."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from sttool.errors import SttoolError
+
+RECIPE_FILE = "recipe.yaml"
+ENV_FILE = "env.json"
+METRICS_FILE = "metrics.jsonl"
+RESULTS_FILE = "results.json"
+EXITS_FILE = "exits.json"
+CHECKPOINTS = "checkpoints"
+LAST = f"{CHECKPOINTS}/last.safetensors"
+BEST = f"{CHECKPOINTS}/best.safetensors"
+PLOTS_DIR = "plots"
+RUN_ENTRIES = (RECIPE_FILE, ENV_FILE, METRICS_FILE, RESULTS_FILE, EXITS_FILE, CHECKPOINTS, PLOTS_DIR)  # what --overwrite removes
+LOCK_FILE = ".lock"  # flock-ed by the process writing the run (the kernel releases it when that process ends)
+DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied", errno.EROFS: "the file system is read-only"}
+
+
+def disk_error(err: OSError, path: Path | str) -> SttoolError:
+    """A one-line error for a failed write: the path, what went wrong, and what to do."""
+    what = DISK_ERRORS.get(err.errno or 0, err.strerror or str(err))
+    return SttoolError(f"cannot write {path}: {what}; free space or fix the folder's permissions, then run again "
+                       "(a run continues with --resume from its last checkpoint)")
+
+
+class RunDir:
+    """Paths and writers of one run's folder. Only the main process writes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def last(self) -> Path:
+        return self.path / LAST
+
+    @property
+    def best(self) -> Path:
+        return self.path / BEST
+
+    def check_new(self, resume: bool) -> None:
+        """Refuse, before anything is written, a new run over an old one or a resume without a checkpoint."""
+        if resume:
+            if not self.last.is_file():
+                raise SttoolError(f"--resume: {self.last} does not exist; start the run without --resume")
+        elif self.last.is_file() or self.best.is_file():
+            raise SttoolError(
+                f"{self.path} already holds a run; continue it with --resume, start again with --overwrite, or set name=... or output_dir=..."
+            )
+
+    def prepare(self, recipe: dict[str, Any], resume: bool, overwrite: bool = False) -> None:
+        """Create the folder and record the recipe and environment; with ``overwrite``, clear the earlier
+        run's own files first (nothing else); with ``resume``, leave the run's records as they are (a
+        resumed run is the same run), apart from repairing a metrics line a crash tore."""
+        if resume and overwrite:
+            raise SttoolError("--resume continues the run in the folder and --overwrite replaces it: give one of them")
+        if not overwrite:
+            self.check_new(resume)
+        try:
+            if overwrite:
+                for name in RUN_ENTRIES:
+                    entry = self.path / name
+                    if entry.is_dir():
+                        shutil.rmtree(entry)
+                    elif entry.exists():
+                        entry.unlink()
+            self.path.mkdir(parents=True, exist_ok=True)
+            if resume:
+                self.repair_metrics()
+                return
+            write_text(self.path / RECIPE_FILE, yaml.safe_dump(recipe, sort_keys=False))
+            write_text(self.path / ENV_FILE, json.dumps(environment(), indent=2))
+        except OSError as err:
+            raise disk_error(err, self.path) from None
+
+    def check_free_space(self, needed: int) -> None:
+        """Refuse to start when the disk cannot take the run's checkpoints, rather than fail after an epoch."""
+        try:
+            free = shutil.disk_usage(self.path).free
+        except OSError:
+            return  # the folder's disk cannot be asked; the writes will tell
+        if free < needed:
+            raise SttoolError(f"{self.path}: {free / 1e6:.1f} MB free on its disk, but the run's checkpoints need about "
+                              f"{needed / 1e6:.1f} MB; free space, or set output_dir to another disk")
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Own the run folder while writing it: a second process on the same folder gets a one-line error
+        naming the holder. The lock is an ``flock`` the kernel drops when its process ends, so a crash or
+        ``kill -9`` leaves no stale lock on a local disk."""
+        created = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle: IO[str] = open(self.path / LOCK_FILE, "a+", encoding="utf-8")
+        except OSError as err:
+            raise disk_error(err, self.path / LOCK_FILE) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise SttoolError(f"{self.path} is in use by {holder}; wait for it to end or stop it. If no such process runs "
+                              f"(a run on another machine that crashed, on a network disk), delete {self.path / LOCK_FILE}") from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+                         f"{' '.join(sys.argv)}")
+            handle.flush()
+            yield
+        finally:
+            # the file stays (unlinking it would let two later processes lock two different files); only a folder
+            # this call created and nothing else wrote to is removed, so a refused command leaves no trace
+            if created and [p.name for p in self.path.iterdir()] == [LOCK_FILE]:
+                with suppress(OSError):
+                    (self.path / LOCK_FILE).unlink()
+                    self.path.rmdir()
+            handle.close()  # releases the flock
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Append one metrics record (with a timestamp) to ``metrics.jsonl``."""
+        path = self.path / METRICS_FILE
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as err:
+            raise disk_error(err, path) from None
+
+    def records(self) -> list[dict[str, Any]]:
+        """The metrics records; a line a crash tore (not valid JSON) is left out."""
+        return self._read_metrics()[0]
+
+    def _read_metrics(self) -> tuple[list[dict[str, Any]], list[int]]:
+        path = self.path / METRICS_FILE
+        if not path.is_file():
+            return [], []
+        records, torn = [], []
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                torn.append(number)
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                torn.append(number)
+        return records, torn
+
+    def repair_metrics(self) -> list[int]:
+        """Rewrite ``metrics.jsonl`` without the lines a crash tore; returns their numbers (1-based)."""
+        records, torn = self._read_metrics()
+        if torn:
+            write_text(self.path / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in records))
+        return torn
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        write_text(self.path / RESULTS_FILE, json.dumps(results, indent=2))
+
+    @property
+    def exits_file(self) -> Path:
+        return self.path / EXITS_FILE
+
+    def write_exits(self, report: dict[str, Any]) -> Path:
+        """``exits.json``: the calibrated exit thresholds, the accuracy/GFLOPs curve, the operating point."""
+        write_text(self.exits_file, json.dumps(report, indent=2))
+        return self.exits_file
+
+    def read_exits(self) -> dict[str, Any] | None:
+        """The run's ``exits.json``, or None when it has none (no exits, or not calibrated yet)."""
+        return json.loads(self.exits_file.read_text(encoding="utf-8")) if self.exits_file.is_file() else None
+
+    def require_exits(self) -> dict[str, Any]:
+        """The run's exits.json, or an error naming the missing file and how runs get one."""
+        if not self.path.is_dir():
+            raise SttoolError(f"no run folder at {self.path}")
+        exits = self.read_exits()
+        if exits is None:
+            raise SttoolError(f"{self.exits_file} not found: this run has no calibrated exits "
+                              "(train with model.exit_layers set, e.g. [4, 8])")
+        return exits
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a file atomically (a crash leaves the old file or the new one, never half of one); a full
+    disk or a read-only folder is a one-line error naming the file, and the old file stays."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise disk_error(err, path) from None
+
+
+def git_commit() -> str | None:
+    """The commit of the sttool source tree, when it is a git checkout."""
+    source = Path(__file__).resolve().parents[2]  # sttool/runs/folder.py -> the checkout
+    try:
+        done = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def environment() -> dict[str, Any]:
+    """Library versions, git commit and machine, for reproducing a run."""
+    import timm
+    import torch
+
+    import sttool
+
+    return {
+        "sttool": sttool.__version__,
+        "git_commit": git_commit(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "cuda": torch.version.cuda,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "platform": platform.platform(),
+        "command": sys.argv,
+    }
