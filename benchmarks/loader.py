@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--workers", default="0,1,2")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--video-backends", default="", help="also time these backends alone, e.g. pyav,decord,torchcodec")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -76,6 +77,12 @@ def main() -> None:
                 InputSpec(args.img_size, **timm_like, num_frames=args.frames),
             ),
         }
+        for backend in [b for b in args.video_backends.split(",") if b]:  # each backend alone, in-process
+            settings[f"clips/s ({args.frames} frames, {backend}, in-process)"] = (
+                bind(DataConfig, {"dataset": "synthetic_videos", "root": root, "decode_timeout": 0, "video_backend": backend},
+                     "benchmark"),
+                InputSpec(args.img_size, **timm_like, num_frames=args.frames),
+            )
         runs = [(name, config, spec, int(w)) for name, (config, spec) in settings.items() for w in args.workers.split(",")]
         rates: dict[tuple[str, int], list[float]] = {(name, w): [] for name, _, _, w in runs}
         for _ in range(args.rounds):

@@ -75,7 +75,36 @@ def test_bad_requests_raise():
         sample_frames(10, 8, "segment", None, view=2, views=2)
 
 
-@pytest.mark.parametrize("backend", ["pyav", "decord", "auto"])
+def _backends() -> list:
+    from sttool.data.video.backends import torchcodec_available
+
+    codec = pytest.param("torchcodec", marks=pytest.mark.skipif(not torchcodec_available(), reason="torchcodec or FFmpeg missing"))
+    return ["pyav", "decord", codec, "auto"]
+
+
+BACKENDS = _backends()
+# (suffix, encoder, pixel format, encoder options): the lossless default, and the streams with B-frames
+# and keyframe gaps that make random access go wrong in decoders
+STREAMS = {
+    "ffv1": (".avi", "ffv1", "bgr0", {}),
+    "xvid": (".avi", "mpeg4", "yuv420p", {"bf": "2", "g": "12"}),
+    "h264": (".mp4", "libx264", "yuv420p", {"bf": "3", "g": "16"}),
+    "vp9": (".webm", "libvpx-vp9", "yuv420p", {"g": "16", "deadline": "realtime"}),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("stream", list(STREAMS))
+def test_every_backend_returns_the_exact_frames_of_every_stream(tmp_path, backend, stream):
+    suffix, codec, pix_fmt, options = STREAMS[stream]
+    path = write_stripe_video(tmp_path / f"{stream}{suffix}", 60, codec=codec, pix_fmt=pix_fmt, options=options)
+    video = make_backend(backend).open(str(path))
+    assert video.num_frames == 60
+    for index in ([33, 49, 52, 56, 7, 7], [0, 59, 1, 58], list(range(10, 18))):
+        assert [read_stripes(f) for f in video.get_frames(index)] == index, (backend, stream)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("mode", ["segment", "dense"])
 def test_sampled_indices_are_the_frames_decoded(tmp_path, backend, mode):
     path = write_stripe_video(tmp_path / "stripes.avi", 45)

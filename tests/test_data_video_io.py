@@ -6,12 +6,21 @@ import time
 import numpy as np
 import pytest
 
-from sttool.data.video.backends import PyAVVideo, VideoError, count_decodable, make_backend, probe
+from sttool.data.video.backends import (
+    PyAVVideo,
+    VideoError,
+    count_decodable,
+    make_backend,
+    probe,
+    torchcodec_available,
+)
 from sttool.data.video.guarded import DecodeTimeout, GuardedBackend
 from sttool.data.video.write import write_video
 from tests.data_helpers import read_stripes, stripe_frames
 
-BACKENDS = ["pyav", "decord", "auto"]
+BACKENDS = ["pyav", "decord", pytest.param("torchcodec", marks=pytest.mark.skipif(not torchcodec_available(),
+                                                                              reason="torchcodec or FFmpeg missing")), "auto"]
+AUTO = "torchcodec" if torchcodec_available() else "decord"  # what auto picks first here
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +44,7 @@ def test_decoded_frames_equal_the_frames_written(random_video, backend):
 def test_the_bounded_worker_returns_the_same_frames(random_video):
     path, frames = random_video
     video = GuardedBackend("auto", 30.0).open(path)
-    assert video.num_frames == 12 and video.backend == "decord"
+    assert video.num_frames == 12 and video.backend == AUTO
     assert np.array_equal(video.get_frames([5, 1, 11]), frames[[5, 1, 11]])
 
 

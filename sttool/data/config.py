@@ -77,7 +77,7 @@ class DataConfig:
     frame_stride: int = 4
     test_clips: int = 1
     test_crops: int = 1
-    video_backend: Literal["auto", "decord", "pyav"] = "auto"
+    video_backend: Literal["auto", "torchcodec", "decord", "pyav"] = "auto"  # auto: torchcodec, else decord, else PyAV
     decode_timeout: float = 10.0  # seconds per decode, in a separate process; 0: decode in-process, unbounded
     on_bad_sample: Literal["error", "skip"] = "error"
     download: bool = False

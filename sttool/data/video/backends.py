@@ -2,8 +2,9 @@
 decord, choosing one (``auto``: decord, falling back to PyAV where decord is missing or fails on a
 file) and probing a video the way training will read it.
 
-PyAV decodes sequentially and is exact on every stream; decord seeks fast but returns wrong frames
-on MPEG-4 Part 2 with B-frames, so such streams always go through PyAV.
+PyAV decodes sequentially and is exact on every stream; decord and torchcodec seek fast but return
+wrong frames on MPEG-4 Part 2 with B-frames (measured with stripe-coded frames, torchcodec 0.17 with
+FFmpeg 5.1, decord 0.6), so such streams always go through PyAV.
 """
 
 from __future__ import annotations
@@ -246,12 +247,63 @@ class DecordBackend:
             raise VideoError(f"decord cannot open: {_first_line(err)}") from None
 
 
-BACKENDS = ("auto", "decord", "pyav")
+def load_torchcodec() -> ModuleType:
+    """torchcodec's decoders (PyTorch's own video decoder; it needs FFmpeg's libraries from the system)."""
+    try:
+        from torchcodec import decoders
+    except (ImportError, RuntimeError, OSError) as err:  # a missing FFmpeg raises RuntimeError or OSError on import
+        raise ImportError(f"torchcodec cannot load: {_first_line(err)}") from None
+    return decoders
+
+
+@dataclass
+class TorchCodecVideo:
+    """An open ``torchcodec`` decoder in exact seek mode (it scans the file once, so every index is exact)."""
+
+    path: str
+    decoder: Any  # torchcodec.decoders.VideoDecoder
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    codec: str
+    backend: str = "torchcodec"
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        try:
+            frames = self.decoder.get_frames_at([int(i) for i in indices]).data  # (T, H, W, 3) uint8 tensor
+        except (RuntimeError, IndexError, ValueError) as err:
+            raise VideoError(f"torchcodec cannot decode frames {list(indices)}: {_first_line(err)}") from None
+        return frames.numpy()
+
+
+class TorchCodecBackend:
+    """torchcodec, the decoder PyTorch maintains (a CPU wheel; FFmpeg 4 to 7 from the system)."""
+
+    def open(self, path: str) -> TorchCodecVideo | PyAVVideo:
+        info = stream_info(path)  # missing and unreadable files fail here, as for every backend
+        if info.codec in SEQUENTIAL_CODECS and info.has_b_frames:
+            return pyav_video(path, info, "pyav (mpeg4 with B-frames: torchcodec's random access is wrong)")
+        try:
+            decoders = load_torchcodec()
+        except ImportError as err:
+            raise VideoError(f"{err}; pip install 'sttool[torchcodec]' and FFmpeg (apt install ffmpeg), or use video_backend: pyav") from None
+        try:
+            decoder = decoders.VideoDecoder(path, seek_mode="exact", dimension_order="NHWC", num_ffmpeg_threads=1)
+        except (RuntimeError, ValueError) as err:
+            raise VideoError(f"torchcodec cannot open: {_first_line(err)}") from None
+        meta = decoder.metadata
+        count = int(meta.num_frames or 0)
+        return TorchCodecVideo(path, decoder, count, float(meta.average_fps or 0.0), int(meta.width or 0),
+                               int(meta.height or 0), str(meta.codec or "?"))
+
+
+BACKENDS = ("auto", "torchcodec", "decord", "pyav")
 
 
 @dataclass
 class AutoVideo:
-    """decord first; the same file through PyAV if decord fails on it."""
+    """torchcodec or decord first; the same file through PyAV if it fails on it."""
 
     primary: VideoHandle
 
@@ -267,14 +319,19 @@ class AutoVideo:
             try:
                 return PyAVBackend().open(self.primary.path).get_frames(indices)
             except VideoError as second:
-                raise VideoError(f"{second} (decord: {first})") from None
+                raise VideoError(f"{second} ({self.primary.backend}: {first})") from None
 
 
 class AutoBackend:
-    """decord where it works, PyAV otherwise: the default, since decord is fast but not installable everywhere."""
+    """The best backend installed: torchcodec (maintained, exact), else decord where it works, else PyAV."""
 
     def open(self, path: str) -> VideoHandle:
-        info = stream_info(path)  # a file PyAV cannot even open is bad for both backends
+        info = stream_info(path)  # a file PyAV cannot even open is bad for every backend
+        if torchcodec_available():
+            try:
+                return AutoVideo(TorchCodecBackend().open(path))
+            except VideoError:
+                return pyav_video(path, info, "pyav (torchcodec failed to open it)")
         try:
             load_decord()
         except ImportError:
@@ -285,8 +342,18 @@ class AutoBackend:
             return pyav_video(path, info, "pyav (decord failed to open it)")
 
 
+def torchcodec_available() -> bool:
+    try:
+        load_torchcodec()
+    except ImportError:
+        return False
+    return True
+
+
 def make_backend(name: str) -> VideoBackend:
-    """The in-process backend called ``name`` (auto, decord or pyav)."""
+    """The in-process backend called ``name`` (auto, torchcodec, decord or pyav)."""
+    if name == "torchcodec":
+        return TorchCodecBackend()
     if name == "pyav":
         return PyAVBackend()
     if name == "decord":

@@ -2,8 +2,9 @@
 
 decord can hang in native code holding the GIL (decord #373) or crash outright, which no thread or
 signal in the training process can interrupt; in a separate process the parent can give up after a
-deadline and kill it. The worker never imports torch (see ``backends.load_decord``), so it starts in
-about 0.3 s. Protocol on stdin/stdout: a 4-byte little-endian length and a JSON object each way; a
+deadline and kill it. Without torchcodec the worker never imports torch (see ``backends.load_decord``)
+and starts in about 0.3 s; torchcodec is a torch extension, so where it is installed the worker loads it
+(and torch) before it says it is ready, about 3 s once, outside any file's deadline. Protocol on stdin/stdout: a 4-byte little-endian length and a JSON object each way; a
 reply with ``nbytes`` is followed by that many raw bytes (uint8 frames), so nothing is pickled.
 Any other exception ends the worker; the parent reports that as this file's error and starts another.
 """
@@ -18,7 +19,14 @@ import struct
 import sys
 from typing import Any, BinaryIO
 
-from sttool.data.video.backends import VideoError, VideoHandle, declare_torch_free, make_backend, probe
+from sttool.data.video.backends import (
+    VideoError,
+    VideoHandle,
+    declare_torch_free,
+    make_backend,
+    probe,
+    torchcodec_available,
+)
 
 ALARM_MARGIN_S = 5  # the worker kills itself this long after a deadline, should the parent be gone
 
@@ -56,6 +64,7 @@ def main() -> None:
     os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the protocol
     inp = sys.stdin.buffer
     cache: dict[tuple[str, str], VideoHandle] = {}
+    torchcodec_available()  # import it now, not inside the first file's deadline
     send(out, {"ok": True, "ready": True})
     while (head := _read_exact(inp, 4)) is not None:
         body = _read_exact(inp, struct.unpack("<I", head)[0])
