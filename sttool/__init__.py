@@ -14,7 +14,7 @@ The model API is imported lazily so that ``sttool --help`` does not pay for impo
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 _LAZY = {
     "ModelConfig": "sttool.models.config",

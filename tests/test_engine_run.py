@@ -156,3 +156,33 @@ def test_gpu_out_of_memory_suggests_accumulation(tmp_path, monkeypatch):
     monkeypatch.setattr(EpochRunner, "_forward_backward", out_of_memory)
     with pytest.raises(SttoolError, match="out of memory with 16 samples per process.*train.accum_steps=2"):
         finetune(recipe(tmp_path / "run"), datasets=datasets())
+
+
+def test_tensorboard_gets_the_numbers_of_metrics_jsonl_and_the_recipe(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    finetune(recipe(run, epochs=2, loggers=["tensorboard"]), datasets=datasets())
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["event"] == "train"]
+    losses = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    assert losses == [(r["epoch"], pytest.approx(r["loss"], rel=1e-6)) for r in train]
+    assert [e.value for e in events.Scalars("val/top1")] == [pytest.approx(r["val"]["top1"], rel=1e-6) for r in train]
+    test = next(r for r in records if r["event"] == "test")
+    assert events.Scalars("test/top1")[0].value == pytest.approx(test["top1"], rel=1e-6)
+    recipe_text = events.Tensors("recipe/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "name: tiny" in recipe_text and "loggers:\n  - tensorboard" in recipe_text.replace("\n- tensorboard", "\n  - tensorboard")
+
+
+def test_a_missing_tracker_is_refused_when_the_recipe_is_read(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(SttoolError, match=r"train.loggers: wandb is not installed: pip install 'sttool\[wandb\]'"):
+        recipe(tmp_path / "run", loggers=["wandb"])
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SttoolError, match="'neptune' is not a tracker; valid: tensorboard, wandb, mlflow"):
+        recipe(tmp_path / "run", loggers=["neptune"])

@@ -104,3 +104,33 @@ def test_export_has_a_dynamic_batch_and_matches_pytorch(trained, tmp_path, fmt, 
         session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
         got = torch.from_numpy(session.run(None, {"inputs": inputs.numpy()})[0])
     assert got.shape == (5, 3) and torch.allclose(got, expected, atol=1e-4)
+
+
+def test_the_adapter_folder_rebuilds_the_model_and_carries_a_model_card(trained, tmp_path):
+    run, test = trained
+    adapter = run / "adapter"
+    config = json.loads((adapter / "config.json").read_text())
+    assert config["format"] == "sttool-adapter/1" and config["class_names"] == list(CLASSES)
+    assert config["backbone"] == "test_vit" and config["model"]["method"] == "sparse_tuning"
+    card = (adapter / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: sttool\n") and "huggingface-cli upload" in card and "test top-1 |" in card
+    files = sorted(test.rglob("*.png"))
+    moved = tmp_path / "downloaded"  # as a Hub download leaves it: the folder alone, the run gone
+    import shutil
+
+    shutil.copytree(adapter, moved)
+    from_folder = Predictor.load(moved, device="cpu").predict(files)
+    from_run = Predictor.load(run, device="cpu").predict(files)
+    assert [p.top for p in from_folder.predictions] == [p.top for p in from_run.predictions]
+    evaluated = runner.invoke(app, ["evaluate", str(moved), "--no-throughput", "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["top1"] == json.loads((run / "results.json").read_text())["test"]["top1"]
+
+
+def test_a_hub_id_offline_is_a_one_line_error_saying_how_to_give_a_folder(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SttoolError, match=r"someone/shapes-adapter: not a folder here, and the Hugging Face Hub is offline .*"
+                                          r"huggingface-cli download someone/shapes-adapter --local-dir DIR"):
+        Predictor.load("someone/shapes-adapter", device="cpu")
+    result = runner.invoke(app, ["predict", "someone/shapes-adapter", "x.png"])
+    assert result.exit_code == 2 and "huggingface-cli download" in result.output

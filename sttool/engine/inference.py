@@ -30,7 +30,7 @@ from sttool.models.exits import predict_early_exit
 from sttool.models.vit import SparseViT
 from sttool.progress import SILENT, Progress
 from sttool.runs.folder import RunDir
-from sttool.runs.load import class_names, input_spec, load_run, run_folder_of
+from sttool.runs.load import class_names, input_spec, load_run, resolve_source, run_folder_of
 from sttool.runtime import autocast, input_shape, resolve_device
 
 LIST_SUFFIXES = (".txt", ".lst")
@@ -80,9 +80,10 @@ class Predictor:
     @classmethod
     def load(cls, target: str | Path, device: str = "auto", precision: str | None = None,
              timeout: float = READ_TIMEOUT) -> Predictor:
-        """A run folder or checkpoint; a name that is no path is a timm backbone with a classifier head."""
+        """A run folder, checkpoint, adapter folder or Hub id; a name that is no path is a timm model with a
+        classifier head."""
         torch_device = resolve_device(device)
-        path = Path(target)
+        path = resolve_source(target)  # a Hub id (user/name) is fetched, or refused offline in one line
         if path.exists():
             model, recipe, checkpoint = load_run(path, torch_device)
             data = recipe.data

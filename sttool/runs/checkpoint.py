@@ -133,3 +133,33 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, optim: dict[str, dict[st
     """Load the optimiser state saved by ``save_checkpoint``."""
     state = {int(index): {k: (v if k == "step" else v.to(device)) for k, v in values.items()} for index, values in optim.items()}
     optimizer.load_state_dict({"state": state, "param_groups": metadata["optimizer_param_groups"]})
+
+
+ADAPTER_DIR = "adapter"  # in a run folder: what to share
+ADAPTER_FILE = "adapter.safetensors"
+ADAPTER_CONFIG = "config.json"
+ADAPTER_FORMAT = "sttool-adapter/1"
+
+
+def is_adapter_folder(path: Path) -> bool:
+    return path.is_dir() and (path / ADAPTER_FILE).is_file() and (path / ADAPTER_CONFIG).is_file()
+
+
+def write_adapter_folder(out: Path, model: nn.Module, metadata: dict[str, Any], card: str) -> Path:
+    """A folder to share a tuned model, as PEFT's are: the trained tensors (``adapter.safetensors``, a
+    checkpoint with its recipe and class names), ``config.json`` (what rebuilds the model: backbone and
+    weights, method and options, class names, sttool's version) and a model card (``README.md``). The
+    frozen backbone is not in it: it comes from timm (``weights: hub``) when the folder is loaded."""
+    import sttool
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / ADAPTER_FILE, model, {**metadata, "kind": "adapter"})
+    recipe = metadata["recipe"]
+    config = {"format": ADAPTER_FORMAT, "sttool_version": sttool.__version__, "backbone": recipe["model"]["backbone"],
+              "weights": recipe["model"]["weights"], "method": recipe["model"]["method"], "model": recipe["model"],
+              "class_names": metadata.get("class_names"), "recipe": recipe}
+    from sttool.runs.folder import write_text
+
+    write_text(out / ADAPTER_CONFIG, json.dumps(config, indent=2))
+    write_text(out / "README.md", card)
+    return out

@@ -138,8 +138,12 @@ class RunDir:
                     self.path.rmdir()
             handle.close()  # releases the flock
 
+    trackers: Trackers | None = None  # set by the run: trackers that mirror metrics.jsonl
+
     def log(self, record: dict[str, Any]) -> None:
-        """Append one metrics record (with a timestamp) to ``metrics.jsonl``."""
+        """Append one metrics record (with a timestamp) to ``metrics.jsonl``, and hand it to the trackers."""
+        if self.trackers is not None:
+            self.trackers.log(record)
         path = self.path / METRICS_FILE
         try:
             with open(path, "a", encoding="utf-8") as handle:
@@ -250,3 +254,91 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "command": sys.argv,
     }
+
+
+TRACKERS = ("tensorboard", "wandb", "mlflow")
+TRACKER_EXTRAS = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb"), "mlflow": ("mlflow", "mlflow")}
+TENSORBOARD_DIR = "tensorboard"
+
+
+def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numbers of a metrics record as ``val/top1``-style keys (lists and text left out)."""
+    out: dict[str, float] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("epoch", "time"):
+            out[name] = float(value)
+    return out
+
+
+class Trackers:
+    """The experiment trackers of ``train.loggers``: each gets the numbers ``metrics.jsonl`` gets, at the
+    epoch as step, and the resolved recipe once. TensorBoard writes under ``RUN/tensorboard``; W&B and
+    MLflow keep their own settings (``WANDB_MODE=offline``, ``MLFLOW_TRACKING_URI``; MLflow defaults to
+    ``RUN/mlruns`` here)."""
+
+    def __init__(self, names: list[str], run: RunDir, recipe: dict[str, Any]) -> None:
+        self.names, self.run = list(names), run
+        self.writers: dict[str, Any] = {}
+        for name in self.names:
+            module, extra = TRACKER_EXTRAS[name]
+            import importlib.util
+
+            if importlib.util.find_spec(module) is None:
+                raise SttoolError(f"train.loggers: {name} needs the {module} package: pip install 'sttool[{extra}]'")
+        text = yaml.safe_dump(recipe, sort_keys=False)
+        if "tensorboard" in self.names:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(log_dir=str(run.path / TENSORBOARD_DIR))
+            writer.add_text("recipe", f"```yaml\n{text}```")
+            self.writers["tensorboard"] = writer
+        if "wandb" in self.names:
+            import wandb
+
+            self.writers["wandb"] = wandb.init(project=os.environ.get("WANDB_PROJECT", "sttool"), name=recipe.get("name"),
+                                               dir=str(run.path), config=recipe, reinit=True)
+        if "mlflow" in self.names:
+            import mlflow
+
+            if "MLFLOW_TRACKING_URI" not in os.environ:
+                mlflow.set_tracking_uri((run.path / "mlruns").resolve().as_uri())
+            mlflow.start_run(run_name=recipe.get("name"))
+            mlflow.log_params({k: str(v)[:500] for k, v in _flat_params(recipe).items()})
+            mlflow.log_text(text, "recipe.yaml")
+            self.writers["mlflow"] = mlflow
+
+    def log(self, record: dict[str, Any]) -> None:
+        numbers = flatten(record)
+        step = int(record.get("epoch", 0))
+        event = record.get("event", "")
+        numbers = {f"{event}/{k}" if event in ("test", "train") and not k.startswith(("val/", "test/")) else k: v
+                   for k, v in numbers.items()}
+        if "tensorboard" in self.writers:
+            for key, value in numbers.items():
+                self.writers["tensorboard"].add_scalar(key, value, step)
+            self.writers["tensorboard"].flush()
+        if "wandb" in self.writers:
+            self.writers["wandb"].log(numbers, step=step)
+        if "mlflow" in self.writers:
+            self.writers["mlflow"].log_metrics({k.replace("/", "_"): v for k, v in numbers.items()}, step=step)
+
+    def close(self) -> None:
+        if "tensorboard" in self.writers:
+            self.writers["tensorboard"].close()
+        if "wandb" in self.writers:
+            self.writers["wandb"].finish()
+        if "mlflow" in self.writers:
+            self.writers["mlflow"].end_run()
+
+
+def _flat_params(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat_params(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

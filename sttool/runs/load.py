@@ -3,6 +3,7 @@ trained tensors loaded; and what the data pipeline must give it."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,13 @@ from torch import nn
 from sttool.errors import SttoolError
 from sttool.models.build import build_model
 from sttool.models.vit import SparseViT
-from sttool.runs.checkpoint import load_trained_state, read_checkpoint, read_metadata
+from sttool.runs.checkpoint import (
+    ADAPTER_FILE,
+    is_adapter_folder,
+    load_trained_state,
+    read_checkpoint,
+    read_metadata,
+)
 from sttool.runs.folder import BEST, LAST
 from sttool.runs.recipe import Recipe, bind_recipe
 from sttool.runtime import seeded
@@ -54,8 +61,33 @@ def probe_model(recipe: Recipe) -> SparseViT:
         return build_model(config=replace(recipe.model, weights=None, num_classes=recipe.model.num_classes or 1))
 
 
+HUB_HINT = ("download it where the Hub can be reached with 'huggingface-cli download {id} --local-dir DIR' "
+            "and give DIR, or give a run folder or checkpoint")
+
+
+def resolve_source(target: str | Path) -> Path:
+    """A path as given, or a Hugging Face Hub id (``user/name``, not a path here) fetched into the Hub's
+    cache; offline, a Hub id is a one-line error saying how to give a folder instead."""
+    path = Path(target)
+    text = str(target)
+    if path.exists() or text.count("/") != 1 or text.startswith((".", "/", "~")):
+        return path
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+        raise SttoolError(f"{text}: not a folder here, and the Hugging Face Hub is offline (HF_HUB_OFFLINE); "
+                          + HUB_HINT.format(id=text))
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(text, allow_patterns=["adapter.safetensors", "config.json", "README.md"]))
+    except Exception as err:  # connection, authentication and not-found errors of many types
+        raise SttoolError(f"{text}: not a folder here, and the Hub gave {type(err).__name__}; " + HUB_HINT.format(id=text)) from None
+
+
 def find_checkpoint(target: Path) -> Path:
-    """The checkpoint a run folder was judged by (best on val, else last), or the file itself."""
+    """The checkpoint a run folder was judged by (best on val, else last), an adapter folder's tensors,
+    or the file itself."""
+    if is_adapter_folder(target):
+        return target / ADAPTER_FILE
     if target.is_dir():
         for name in (BEST, LAST):
             if (target / name).is_file():
@@ -67,13 +99,14 @@ def find_checkpoint(target: Path) -> Path:
 
 
 def run_folder_of(checkpoint: Path) -> Path:
-    """The run folder of a checkpoint file (``RUN/checkpoints/x.safetensors``)."""
-    return checkpoint.parent.parent
+    """The run folder of a checkpoint file (``RUN/checkpoints/x.safetensors``; an adapter folder's own)."""
+    return checkpoint.parent if checkpoint.name == ADAPTER_FILE else checkpoint.parent.parent
 
 
-def load_run(target: Path, device: torch.device | None = None) -> tuple[SparseViT, Recipe, Path]:
-    """The trained model of a run folder or checkpoint (in eval mode), its recipe and the checkpoint path."""
-    path = find_checkpoint(target)
+def load_run(target: str | Path, device: torch.device | None = None) -> tuple[SparseViT, Recipe, Path]:
+    """The trained model of a run folder, checkpoint, adapter folder or Hub id (in eval mode), its recipe
+    and the checkpoint path."""
+    path = find_checkpoint(resolve_source(target))
     state, _, meta = read_checkpoint(path)
     recipe = bind_recipe(meta["recipe"], f"{path} (recipe):")
     model = create_model(recipe, device or torch.device("cpu"))
