@@ -76,3 +76,52 @@ def test_checkpoint_holds_only_trained_tensors_and_round_trips(tmp_path):
     for key, value in trained_state(model).items():
         torch.testing.assert_close(state[key], value)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_evit_keep_rate_schedule_by_hand():
+    from sttool.engine.loop import evit_keep_rate
+
+    # EViT's schedule (github.com/youweiliang/evit, helpers.adjust_keep_rate): base 0.7, every token kept
+    # in epoch 0, a half cosine over epochs 1 and 2 (10 steps each), then the base rate
+    rates = [evit_keep_rate(step, step // 10, 1, 3, 10, 0.7) for step in (0, 9, 10, 20, 25, 30, 55)]
+    assert rates == pytest.approx([1.0, 1.0, 1.0, 0.85, 0.7 + 0.3 * (1 + math.cos(0.75 * math.pi)) / 2, 0.7, 0.7])
+
+
+def test_evit_methods_default_to_the_official_head_and_schedule():
+    from sttool.runs.recipe import bind_recipe
+
+    evit = bind_recipe({"model": {"method": "evit+adaptformer"}, "train": {"epochs": 300}}, "t:")
+    assert evit.model.resolved().head == "linear" and evit.keep_rate_schedule() == (10, 100)
+    sparse = bind_recipe({"model": {"method": "sparse_tuning"}, "train": {"epochs": 300}}, "t:")
+    assert sparse.model.resolved().head == "bn_linear" and sparse.keep_rate_schedule() == (0, 0)
+    fixed = bind_recipe({"model": {"method": "evit"}, "train": {"epochs": 30, "shrink_start_epoch": 0, "shrink_epochs": 0}}, "t:")
+    assert fixed.keep_rate_schedule() == (0, 0)  # EViT's own fine-tuning script (finetune.sh) prunes from step 0
+
+
+def test_a_run_follows_the_schedule_step_by_step(tmp_path):
+    from sttool.engine import finetune
+    from sttool.runs.recipe import bind_recipe
+    from tests.helpers import TemplateImages, tiny_recipe_data
+
+    seen = []
+    data = tiny_recipe_data(tmp_path / "run", epochs=3, shrink_start_epoch=1, shrink_epochs=1)
+    data["model"].update({"method": "evit+linear", "keep_rate": 0.5})
+    recipe = bind_recipe(data, "t:")
+    import sttool.engine.loop as loop
+
+    real = loop.EpochRunner._forward_backward
+
+    def record(self, batch, global_step, micro, last_micro):
+        seen.append((global_step, self.sparse.sparse_blocks()[1].keep_rate))
+        return real(self, batch, global_step, micro, last_micro)
+
+    loop.EpochRunner._forward_backward = record
+    try:
+        finetune(recipe, datasets={"train": TemplateImages(96), "val": TemplateImages(32, seed=1), "test": TemplateImages(48, seed=2)})
+    finally:
+        loop.EpochRunner._forward_backward = real
+    steps = 96 // 16
+    expected = [loop.evit_keep_rate(step, step // steps, 1, 2, steps, 0.5) for step, _ in seen]
+    shown = [1.0 if rate is None else rate for _, rate in seen]  # a block keeping every token has no keep rate
+    assert [step for step, _ in seen] == list(range(3 * steps)) and shown == pytest.approx(expected)
+    assert shown[:steps] == [1.0] * steps and shown[-steps:] == [0.5] * steps

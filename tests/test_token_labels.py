@@ -1,5 +1,7 @@
 """Token labelling for pre-training from scratch: patch labels, masks that follow the image, recipe checks."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -32,7 +34,7 @@ def test_token_loss_adds_the_weighted_patch_cross_entropy():
     masks[:, :2, :2] = True
     labels = torch.tensor([3, 1])
     targets = torch.nn.functional.one_hot(labels, 5).float()
-    loss = TokenLabelLoss(0.5, patch=2, num_classes=5)((logits, patch_logits), targets, labels, masks)
+    loss = TokenLabelLoss(0.5, patch=2, num_classes=5)((logits, patch_logits, []), targets, labels, masks)
     token_targets = [[3, 5, 5, 5], [1, 5, 5, 5]]
     slow = sum(torch.nn.functional.cross_entropy(patch_logits[b, i : i + 1], torch.tensor([token_targets[b][i]]))
                for b in range(2) for i in range(4)) / 8
@@ -124,3 +126,29 @@ def test_micro_backbone_stages_chain_through_their_exports(tmp_path):
     again = build_micro_backbone(out=tmp_path / "again.safetensors", overrides=overrides, images_per_class=(0, 1, 1))
     assert again["checkpoint"] == result["checkpoint"]
     assert all(torch.equal(final[k], v) for k, v in load_file(str(tmp_path / "again.safetensors")).items())
+
+
+def test_cls_attention_equals_row_zero_of_timms_attention_map():
+    from sttool.engine.objectives import cls_attention
+    from tests.helpers import make_tiny_vit
+
+    attn = make_tiny_vit().blocks[3].attn
+    x = torch.randn(2, 17, 48)
+    B, N, C = x.shape
+    q, k, _ = attn.qkv(x).reshape(B, N, 3, attn.num_heads, C // attn.num_heads).permute(2, 0, 3, 1, 4)
+    full = ((q @ k.transpose(-2, -1)) * attn.scale).softmax(-1)  # (B, H, N, N), written out
+    assert torch.allclose(cls_attention(attn, x), full[:, :, 0].mean(1), atol=1e-6)
+
+
+def test_attention_target_is_the_cross_entropy_against_the_objects_pixel_share():
+    masks = torch.zeros(1, 4, 4, dtype=torch.bool)
+    masks[0, :2, :2] = True  # patch 0 whole (4 pixels)
+    masks[0, 2, 2] = True  # and one pixel of patch 3
+    row = torch.tensor([[0.2, 0.4, 0.1, 0.1, 0.2]])  # [CLS] first, then the 4 patches
+    logits, patch_logits = torch.zeros(1, 5), torch.zeros(1, 4, 6)
+    targets, labels = torch.nn.functional.one_hot(torch.tensor([1]), 5).float(), torch.tensor([1])
+    with_target = TokenLabelLoss(0.0, 2, 5, attention_weight=2.0)((logits, patch_logits, [row, row]), targets, labels, masks)
+    without = TokenLabelLoss(0.0, 2, 5)((logits, patch_logits, [row]), targets, labels, masks)
+    share, renormalised = [0.8, 0, 0, 0.2], [0.5, 0.125, 0.125, 0.25]  # by hand
+    expected = -sum(s * math.log(r) for s, r in zip(share, renormalised, strict=True))
+    assert (with_target - without).item() == pytest.approx(2.0 * expected, rel=1e-5)

@@ -34,6 +34,19 @@ STOP_CHECK_EVERY = 10  # optimiser steps between stop-request agreements across 
 Objective = Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
+def evit_keep_rate(step: int, epoch: int, start_epoch: int, end_epoch: int, steps_per_epoch: int, base: float) -> float:
+    """EViT's keep rate at optimiser step ``step`` (0-based, counted over the run) of ``epoch``: 1 before
+    ``start_epoch``, then a half cosine from 1 down to ``base`` until ``end_epoch``, then ``base``
+    (``adjust_keep_rate`` in github.com/youweiliang/evit, helpers.py)."""
+    if epoch < start_epoch:
+        return 1.0
+    if epoch >= end_epoch:
+        return base
+    total = steps_per_epoch * (end_epoch - start_epoch)
+    done = step - steps_per_epoch * start_epoch
+    return base + (1.0 - base) * (math.cos(done / total * math.pi) + 1) * 0.5
+
+
 def learning_rate(step: int, total_steps: int, warmup_steps: int, peak: float, floor: float = 0.0) -> float:
     """Learning rate of optimiser step ``step`` (0-based) out of ``total_steps``."""
     if step < warmup_steps:
@@ -113,6 +126,9 @@ class EpochRunner:
         self.total_steps = train.epochs * self.steps_per_epoch
         self.warmup_steps = round(recipe.optim.warmup_epochs * self.steps_per_epoch)
         self.peak_lr = recipe.optim.peak_lr(train.batch_size)
+        self.shrink = recipe.keep_rate_schedule()  # (start epoch, epochs of shrinking); (0, 0): fixed keep rate
+        self.sparse: Any = getattr(model, "module", model)  # the SparseViT under DDP and the training views
+        self.sparse = getattr(self.sparse, "model", self.sparse)
         self.scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and train.precision == "fp16")
         self.trained = [p for p in model.parameters() if p.requires_grad]
 
@@ -123,6 +139,7 @@ class EpochRunner:
         train = self.recipe.train
         self.model.train()
         self.sampler.set_epoch(counter.epoch, counter.step)
+        self._schedule_keep_rate(counter)
         task = progress.task(f"epoch {counter.epoch + 1}/{train.epochs}", self.steps_per_epoch, counter.step)
         started, seen = time.perf_counter(), 0
         before_sum, before_count = carried or (0.0, 0)
@@ -147,6 +164,7 @@ class EpochRunner:
             lr = self._optimizer_step(counter.global_step)
             counter.step += 1
             counter.global_step += 1
+            self._schedule_keep_rate(counter)  # the keep rate of the next step
 
             def shown_loss(total=loss_sum, count=micro_done, flag=non_finite) -> str:
                 self._raise_if_non_finite(flag, counter, collective=False)  # shown on the main process only
@@ -186,6 +204,15 @@ class EpochRunner:
                     loss = self.objective(self.model(inputs), targets, labels, masks)
             self.scaler.scale(loss / self.recipe.train.accum_steps).backward()
         return loss.detach()
+
+    def _schedule_keep_rate(self, counter: StepCounter) -> None:
+        """Set the keep rate of the next step by EViT's schedule (a no-op without one)."""
+        start, shrink = self.shrink
+        if start == 0 and shrink == 0:
+            return
+        base = self.recipe.model.resolved().keep_rate or 1.0
+        epoch = counter.global_step // self.steps_per_epoch
+        self.sparse.set_keep_rate(evit_keep_rate(counter.global_step, epoch, start, start + shrink, self.steps_per_epoch, base))
 
     def _optimizer_step(self, global_step: int) -> float:
         lr = learning_rate(global_step, self.total_steps, self.warmup_steps, self.peak_lr, self.recipe.optim.min_lr)

@@ -76,30 +76,73 @@ def patch_labels(masks: Tensor, labels: Tensor, patch: int, num_classes: int) ->
     return torch.where(cover >= 0.5, labels.unsqueeze(1).expand_as(background), background)
 
 
-class TokenLabelForward(nn.Module):
-    """Training view: the image logits and the patch tokens' logits (DDP wraps this module)."""
+def cls_attention(attn: nn.Module, x: Tensor) -> Tensor:
+    """The head-averaged attention (B, N) of token 0 over the tokens ``x`` (B, N, C) (normalised block input),
+    from the q of token 0 and the keys only: what token selection ranks by, with gradients."""
+    layer: Any = attn
+    B, N, C = x.shape
+    heads = layer.num_heads
+    weight, bias = layer.qkv.weight, layer.qkv.bias
+    q = F.linear(x[:, :1], weight[:C], None if bias is None else bias[:C])  # (B, 1, C)
+    k = F.linear(x, weight[C : 2 * C], None if bias is None else bias[C : 2 * C])  # (B, N, C)
+    q = layer.q_norm(q.reshape(B, 1, heads, -1).transpose(1, 2))  # (B, H, 1, d)
+    k = layer.k_norm(k.reshape(B, N, heads, -1).transpose(1, 2))  # (B, H, N, d)
+    return ((q * layer.scale) @ k.transpose(-2, -1)).float().softmax(dim=-1).mean(dim=1).squeeze(1)  # (B, N)
 
-    def __init__(self, model: nn.Module) -> None:
+
+class TokenLabelForward(nn.Module):
+    """Training view: the image logits, the patch tokens' logits and, for ``attention_blocks`` (0-based),
+    the [CLS] attention rows (DDP wraps this module)."""
+
+    def __init__(self, model: nn.Module, attention_blocks: list[int] | None = None) -> None:
         super().__init__()
         self.model = model
+        self.attention_blocks = attention_blocks or []
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         model: Any = self.model  # a SparseViT with a ``token_head``
-        tokens = model.forward_features(x)  # (B, N, C)
+        rows: list[Tensor] = []
+        hooks = [model.blocks[i].norm1.register_forward_hook(
+            lambda module, inputs, out, attn=model.blocks[i].attn: rows.append(cls_attention(attn, out)))
+            for i in self.attention_blocks]
+        try:
+            tokens = model.forward_features(x)  # (B, N, C)
+        finally:
+            for hook in hooks:
+                hook.remove()
         patch_logits = model.token_head(tokens[:, model.num_prefix_tokens :])  # (B, h * w, K + 1)
-        return model.forward_head(tokens), patch_logits
+        return model.forward_head(tokens), patch_logits, rows
+
+
+def attention_target(masks: Tensor, patch: int) -> Tensor:
+    """(B, H, W) bool masks -> (B, h * w): each patch's share of the object's pixels (sums to 1)."""
+    cover = F.avg_pool2d(masks.float().unsqueeze(1), patch).flatten(1)  # (B, h * w)
+    return cover / cover.sum(dim=1, keepdim=True).clamp_min(1e-6)
 
 
 class TokenLabelLoss:
-    """Image cross-entropy plus ``weight`` x the mean cross-entropy of the patch tokens."""
+    """Image cross-entropy plus ``weight`` x the mean cross-entropy of the patch tokens, plus
+    ``attention_weight`` x the cross-entropy of each collected [CLS] row (renormalised over the patches)
+    against the object's pixel share per patch: a backbone whose [CLS] attention finds the object is
+    what token selection assumes (the Sparse-Tuning and EViT papers rely on large-scale pre-training
+    for it; a micro backbone trained in minutes is given the target directly)."""
 
-    def __init__(self, weight: float, patch: int, num_classes: int) -> None:
+    def __init__(self, weight: float, patch: int, num_classes: int, attention_weight: float = 0.0) -> None:
         self.weight, self.patch, self.num_classes = weight, patch, num_classes
+        self.attention_weight = attention_weight
 
-    def __call__(self, outputs: tuple[Tensor, Tensor], targets: Tensor, labels: Tensor, masks: Tensor | None) -> Tensor:
-        logits, patch_logits = outputs
+    def __call__(self, outputs: tuple[Tensor, Tensor, list[Tensor]], targets: Tensor, labels: Tensor,
+                 masks: Tensor | None) -> Tensor:
+        logits, patch_logits, rows = outputs
         if masks is None:
             raise SttoolError("token labels need the foreground masks; set data.masks: true (synthetic_images)")
         token_targets = patch_labels(masks, labels, self.patch, self.num_classes)  # (B, h * w)
         token_loss = F.cross_entropy(patch_logits.float().flatten(0, 1), token_targets.flatten())
-        return soft_cross_entropy(logits, targets) + self.weight * token_loss
+        loss = soft_cross_entropy(logits, targets) + self.weight * token_loss
+        if rows and self.attention_weight > 0:
+            target = attention_target(masks, self.patch)  # (B, h * w)
+            prefix = rows[0].shape[1] - target.shape[1]
+            losses = [-(target * (row[:, prefix:] / row[:, prefix:].sum(1, keepdim=True)).clamp_min(1e-8).log()).sum(1).mean()
+                      for row in rows]
+            loss = loss + self.attention_weight * torch.stack(losses).mean()
+        return loss

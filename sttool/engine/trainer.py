@@ -10,6 +10,7 @@ The pieces of a run come from the recipe here too: datasets, the training object
 
 from __future__ import annotations
 
+import json
 import math
 from contextlib import nullcontext
 from dataclasses import replace
@@ -29,17 +30,19 @@ from sttool.engine.sampling import eval_loader, train_loader
 from sttool.errors import SttoolError
 from sttool.models.build import count_parameters
 from sttool.models.vit import SparseViT
-from sttool.profiling.flops import count_flops
+from sttool.profiling.flops import count_flops, gflops_report
 from sttool.progress import SILENT, Progress
 from sttool.runs.checkpoint import (
+    ADAPTER_DIR,
     first_non_finite,
     load_trained_state,
     read_checkpoint,
     restore_optimizer,
     save_checkpoint,
     trained_state,
+    write_adapter_folder,
 )
-from sttool.runs.folder import RunDir
+from sttool.runs.folder import RunDir, Trackers
 from sttool.runs.load import create_model, input_spec, probe_model
 from sttool.runs.recipe import Recipe
 from sttool.runtime import resolve_device
@@ -89,7 +92,10 @@ def training_objective(model: SparseViT, recipe: Recipe) -> tuple[nn.Module, Obj
     """The module the training loop calls (DDP wraps it) and the loss of its output given the soft
     targets, the labels and the foreground masks (when the data gives them)."""
     if recipe.train.token_labels > 0:
-        return TokenLabelForward(model), TokenLabelLoss(recipe.train.token_labels, model.patch_embed.patch_size[0], recipe.num_classes)
+        train = recipe.train
+        blocks = range(train.attention_from - 1, len(model.blocks)) if train.attention_labels > 0 else range(0)
+        return (TokenLabelForward(model, list(blocks)),
+                TokenLabelLoss(train.token_labels, model.patch_embed.patch_size[0], recipe.num_classes, train.attention_labels))
     if getattr(model, "exits", None) is not None:
         exit_loss = MultiExitLoss(recipe.exits, len(model.exits.blocks) + 1)
         return ExitsForward(model), lambda outputs, targets, labels, masks: exit_loss(outputs, targets)
@@ -159,10 +165,17 @@ class Run:
             if context.is_main:
                 self.run_dir.check_free_space(self._checkpoint_bytes())
                 self.run_dir.prepare(to_dict(recipe), resume, overwrite)
+                if recipe.train.loggers:
+                    self.run_dir.trackers = Trackers(recipe.train.loggers, self.run_dir, to_dict(recipe))
                 if resume:
                     self.run_dir.log({"event": "resume", "epoch": counter.epoch + 1, "step": counter.step})
             context.barrier()
-            return self._train(optimizer, counter, best, carried)
+            try:
+                return self._train(optimizer, counter, best, carried)
+            finally:
+                if self.run_dir.trackers is not None:
+                    self.run_dir.trackers.close()
+                    self.run_dir.trackers = None
 
     def _train(self, optimizer, counter: StepCounter, best: dict | None, carried: tuple[float, int] | None) -> dict[str, Any]:
         recipe, context = self.recipe, self.context
@@ -297,8 +310,19 @@ class Run:
             if "test" in results:
                 self.run_dir.log({"event": "test", "checkpoint": chosen, **results["test"]})
             self.run_dir.write_results(results)
+            self._write_adapter(results)
         self.context.barrier()
         return results
+
+    def _write_adapter(self, results: dict[str, Any]) -> None:
+        """``RUN/adapter/``: the chosen checkpoint's tensors, its config and a model card, ready for the Hub."""
+        out = self.run_dir.path / ADAPTER_DIR
+        dense = gflops_report(self.recipe.model)["dense_gflops"]
+        write_adapter_folder(out, self.model, self._metadata(kind="adapter", results=results),
+                             model_card(self.recipe, results, self._metadata()["class_names"] or [], dense))
+        exits = self.run_dir.read_exits()
+        if exits is not None:
+            (out / "exits.json").write_text(json.dumps(exits, indent=2))
 
     def _calibrate_exits(self) -> dict[str, Any]:
         """Thresholds from val, curve on test; the summary goes into the results, the rest into exits.json."""
@@ -334,3 +358,61 @@ def _differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
         keys = sorted(set(saved) | set(current))
         return [d for k in keys for d in _differences(saved.get(k), current.get(k), f"{prefix}{k}.")]
     return [] if saved == current else [prefix.rstrip(".")]
+
+
+def model_card(recipe: Recipe, results: dict[str, Any], class_names: list[str], dense_gflops: float) -> str:
+    """The adapter folder's README.md: Hub metadata, what the model is, its figures, how to use and upload it."""
+    import sys
+
+    import sttool
+
+    model = recipe.model
+    video = model.num_frames is not None
+    test = results.get("test") or {}
+    best = results.get("best") or {}
+    base = model.backbone.split(".")[0] if model.weights == "hub" else None
+    front = ["---", "library_name: sttool", "tags:", "  - sttool", "  - sparse-tuning", "  - timm",
+             f"  - {'video' if video else 'image'}-classification"]
+    if base:
+        front.append(f"base_model: timm/{model.backbone}")
+    front += [f"datasets:\n  - {recipe.data.dataset}", "metrics:\n  - accuracy", "---"]
+    names = ", ".join(class_names[:20]) + (f", ... ({len(class_names)} in all)" if len(class_names) > 20 else "")
+    rows = [
+        ("test top-1", f"{test['top1']:.2f}% ({test.get('num_samples', '?')} samples, {results['checkpoint']})" if test else "not measured"),
+        ("best val top-1", f"{best['top1']:.2f}% (epoch {best['epoch']})" if best else "no val split"),
+        ("GFLOPs", f"{results['gflops']:.4g} ({100 * results['gflops'] / dense_gflops:.0f}% of the dense backbone's {dense_gflops:.4g})"),
+        ("trainable parameters", f"{results['params']['trainable'] / 1e6:.3f} M of {results['params']['total'] / 1e6:.2f} M"),
+        ("classes", names or "?"),
+        ("data", f"{recipe.data.dataset} ({recipe.data.root}{', task ' + recipe.data.task if recipe.data.task else ''})"),
+    ]
+    table = "\n".join(["| | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)])
+    command = " ".join(["sttool", *sys.argv[1:]]) if sys.argv and "sttool" in sys.argv[0] else "sttool finetune RECIPE"
+    return f"""{chr(10).join(front)}
+
+# {recipe.name}
+
+A `{model.method}` model tuned with [sttool](https://pypi.org/project/sttool/) {sttool.__version__} on top of the timm
+backbone `{model.backbone}` (weights: `{model.weights}`), keep rate {model.resolved().keep_rate} at blocks
+{', '.join(map(str, model.keep_layers))}. This folder holds only the trained tensors (`adapter.safetensors`); the frozen
+backbone comes from timm when the folder is loaded.
+
+{table}
+
+## Use
+
+```bash
+sttool predict path/to/this/folder image.png        # top-5 classes
+sttool evaluate path/to/this/folder                  # on the recipe's test split, if you have its data
+```
+
+```python
+import sttool
+predictor = sttool.load("path/to/this/folder")       # or a Hub id: "user/name"
+report = predictor.predict(["image.png"])
+```
+
+## How it was trained
+
+`{command}`; the full recipe is in `config.json` (`recipe`). Upload this folder to the Hugging Face Hub with
+`huggingface-cli upload USER/NAME path/to/this/folder`.
+"""

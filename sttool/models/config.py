@@ -19,6 +19,7 @@ class MethodSpec:
     trains: Literal["adapters", "all", "head"]
     keep_rate: float
     summary: str
+    head: Literal["bn_linear", "linear"] = "bn_linear"  # the official Sparse-Tuning code's head; EViT's is a plain Linear
 
 
 _BASE_METHODS = {
@@ -34,9 +35,9 @@ _BASE_METHODS = {
 # EViT fine-tuning (all parameters, tokens pruned).
 METHODS: dict[str, MethodSpec] = {
     **_BASE_METHODS,
-    **{f"evit+{name}": replace(spec, keep_rate=0.7, summary=f"EViT token sparsification + {spec.summary}")
+    **{f"evit+{name}": replace(spec, keep_rate=0.7, head="linear", summary=f"EViT token sparsification + {spec.summary}")
        for name, spec in _BASE_METHODS.items() if not name.startswith("sparse_tuning")},
-    "evit": replace(_BASE_METHODS["full"], keep_rate=0.7, summary="EViT: full fine-tuning with token sparsification"),
+    "evit": replace(_BASE_METHODS["full"], keep_rate=0.7, head="linear", summary="EViT: full fine-tuning with token sparsification"),
 }
 
 # Per adapter kind: default bottleneck, scale and dropout (AdaptFormer's from its code; the Dense
@@ -66,12 +67,13 @@ class ModelConfig:
     keep_rate: float | None = None
     keep_layers: list[int] = field(default_factory=lambda: [4, 7, 10])  # 1-based blocks that prune
     fuse_token: bool = True
+    token_score: Literal["auto", "cls", "mean", "pool"] = "auto"  # how pruning blocks rank tokens; auto: from the backbone
     bottleneck: int | None = None
     adapter_scale: float | None = None
     adapter_dropout: float | None = None
     lora_rank: int = 8
     lora_alpha: float | None = None
-    head: Literal["bn_linear", "linear"] = "bn_linear"
+    head: Literal["bn_linear", "linear"] | None = None  # None: the method's (bn_linear; linear for EViT methods)
     drop_path: float = 0.0
     exit_layers: list[int] = field(default_factory=list)  # 1-based blocks followed by an early exit
     exit_bottleneck: int = 32  # bottleneck of the shared exit adapter
@@ -130,7 +132,12 @@ class ModelConfig:
             adapter_dropout=self.adapter_dropout if self.adapter_dropout is not None else dropout,
             lora_alpha=self.lora_alpha if self.lora_alpha is not None or spec.adapter != "lora" else float(self.lora_rank),
             keep_layers=list(self.keep_layers),
+            head=self.head if self.head is not None else spec.head,
         )
+
+    @property
+    def is_evit(self) -> bool:
+        return self.method.startswith("evit")
 
     @property
     def prunes(self) -> bool:

@@ -76,7 +76,17 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # cap optimiser steps per epoch (quick runs, tests)
     channels_last: bool = False
     compile: bool = False  # torch.compile the model for training and evaluation (fixed keep rates: one graph, no breaks)
+    # EViT's keep-rate schedule (``shrink_start_epoch``, ``shrink_epochs`` in its code): every token kept for
+    # the first epochs, then a cosine from 1 to model.keep_rate. None: EViT's proportions for EViT methods
+    # (1/30 and 1/3 of the epochs, its 10 and 100 of 300), no schedule for the others
+    shrink_start_epoch: int | None = None
+    shrink_epochs: int | None = None
+    loggers: list[str] = field(default_factory=list)  # experiment trackers beside metrics.jsonl: tensorboard, wandb, mlflow
     token_labels: float = 0.0  # weight of token labelling (needs data.masks; pre-training from scratch)
+    # weight of the [CLS]-attention target (with token_labels): from block attention_from on, the [CLS]
+    # token's attention over the patches learns the object's share of each patch (pre-training from scratch)
+    attention_labels: float = 0.0
+    attention_from: int = 4
 
     def check(self, where: str) -> None:
         for name in ("epochs", "batch_size", "accum_steps", "eval_every"):
@@ -92,8 +102,26 @@ class TrainConfig:
             raise SttoolError(f"{where}.max_steps_per_epoch: must be at least 1 (or null)")
         if self.token_labels < 0:
             raise SttoolError(f"{where}.token_labels: {self.token_labels} must be >= 0")
+        if self.attention_labels < 0:
+            raise SttoolError(f"{where}.attention_labels: {self.attention_labels} must be >= 0")
+        if self.attention_labels > 0 and self.token_labels <= 0:
+            raise SttoolError(f"{where}.attention_labels: it trains with token labels; set train.token_labels > 0 as well")
+        if self.attention_from < 1:
+            raise SttoolError(f"{where}.attention_from: {self.attention_from} must count blocks from 1")
         if self.epochs > 100_000 or self.batch_size > 1_000_000:
             raise SttoolError(f"{where}: epochs {self.epochs} or batch_size {self.batch_size} is beyond any run sttool can make")
+        unknown = [name for name in self.loggers if name not in ("tensorboard", "wandb", "mlflow")]
+        if unknown:
+            raise SttoolError(f"{where}.loggers: '{unknown[0]}' is not a tracker; valid: tensorboard, wandb, mlflow")
+        import importlib.util
+
+        missing = [name for name in self.loggers if importlib.util.find_spec(name) is None]
+        if missing:  # said when the recipe is read, before a run folder is touched
+            raise SttoolError(f"{where}.loggers: {missing[0]} is not installed: pip install 'sttool[{missing[0]}]'")
+        for name in ("shrink_start_epoch", "shrink_epochs"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= self.epochs:
+                raise SttoolError(f"{where}.{name}: {value} is outside 0..{self.epochs} (train.epochs)")
         if self.token_labels > 0 and (self.mixup > 0 or self.cutmix > 0):
             raise SttoolError(f"{where}.token_labels: mixed images have no per-patch labels; set mixup and cutmix to 0")
 
@@ -133,6 +161,17 @@ class Recipe:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     exits: ExitsConfig = field(default_factory=ExitsConfig)
+
+    def keep_rate_schedule(self) -> tuple[int, int]:
+        """(epochs with every token kept, epochs of the cosine down to the keep rate): EViT's schedule."""
+        evit = self.model.is_evit and self.model.prunes
+        start = self.train.shrink_start_epoch
+        shrink = self.train.shrink_epochs
+        if start is None:
+            start = round(self.train.epochs / 30) if evit else 0
+        if shrink is None:
+            shrink = round(self.train.epochs / 3) if evit else 0
+        return start, min(shrink, self.train.epochs - start)
 
     @property
     def num_classes(self) -> int:

@@ -26,9 +26,7 @@ DEFAULT_RATES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 def set_keep_rate(model: SparseViT, rate: float) -> None:
     """Make the blocks listed in ``keep_layers`` (1-based) keep ``rate`` of their candidates (1: all)."""
-    blocks = model.sparse_blocks()
-    for layer in model.sttool_config.keep_layers:
-        blocks[layer - 1].keep_rate = None if rate >= 1.0 else rate
+    model.set_keep_rate(rate)
 
 
 def check_rates(rates: Sequence[float]) -> None:
