@@ -1,8 +1,8 @@
 """The timm model API on a patched model: kept where sttool can keep it, refused out loud where not."""
 
 import pytest
-import timm
 import torch
+from timm.models.vision_transformer import VisionTransformer
 
 import sttool
 from sttool.errors import SttoolError
@@ -18,10 +18,12 @@ def _patched(**options):
     return model.eval()
 
 
-def test_a_subclass_of_vision_transformer_is_refused_in_one_line():
-    distilled = timm.create_model("deit_tiny_distilled_patch16_224", pretrained=False, img_size=32, patch_size=8)
-    with pytest.raises(SttoolError, match="VisionTransformerDistilled") as err:
-        sttool.patch_model(distilled)
+def test_an_unknown_subclass_of_vision_transformer_is_refused_in_one_line():
+    class OwnForward(VisionTransformer):  # a subclass may change what the forward does; sttool cannot know
+        pass
+
+    with pytest.raises(SttoolError, match="not OwnForward") as err:
+        sttool.patch_model(OwnForward(img_size=32, patch_size=8, embed_dim=48, depth=12, num_heads=3))
     assert "\n" not in str(err.value)
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from timm.layers import Attention
+from timm.models.deit import VisionTransformerDistilled
 from timm.models.vision_transformer import Block, VisionTransformer, checkpoint_filter_fn
 from torch import Tensor, nn
 
@@ -24,7 +25,7 @@ from sttool.models.config import ModelConfig
 from sttool.models.dense_adapter import DenseAdapter, StageAdapter, stage_ends
 from sttool.models.exits import Exits
 from sttool.models.video import make_video_model
-from sttool.models.vit import SparseBlock, SparseViT
+from sttool.models.vit import Score, SparseBlock, SparseViT, SparseViTDistilled
 
 DEFAULT_CLASSES = 1000  # the head's size when neither the recipe nor the backbone says
 
@@ -101,20 +102,40 @@ def load_local_weights(model: VisionTransformer, source: str) -> set[str]:
 def _check_patchable(model: nn.Module) -> None:
     if isinstance(model, SparseViT):
         raise SttoolError("this model is already patched by sttool; patch a fresh timm model")
-    if type(model) is not VisionTransformer:
-        # a subclass (the distilled DeiT's two heads and token, EVA's RoPE, ...) changes what sttool's forward
-        # would have to do; refuse it rather than run it wrong
-        raise SttoolError(f"sttool patches timm's VisionTransformer class itself (vit_*, deit_*, deit3_*, "
-                          f"vit_*_dinov2*, vit_*_clip*), not {type(model).__name__}")
-    if model.cls_token is None:
-        raise SttoolError("token sparsification scores tokens by [CLS] attention; this ViT has no class token")
-    if model.global_pool not in ("token", "avg") or getattr(model, "attn_pool", None) is not None:
-        raise SttoolError(f"global_pool '{model.global_pool}' is not supported; valid: token, avg")
-    for index, block in enumerate(model.blocks):
+    if type(model).__name__ == "Eva":
+        raise SttoolError("timm's Eva class (EVA-02, the RoPE ViTs) is not supported: its rotary position embedding "
+                          "would have to follow the kept tokens in every later block; use a VisionTransformer backbone")
+    if type(model) not in (VisionTransformer, VisionTransformerDistilled):
+        # another subclass changes what sttool's forward would have to do; refuse it rather than run it wrong
+        raise SttoolError(f"sttool patches timm's VisionTransformer and VisionTransformerDistilled classes (vit_*, deit_*, "
+                          f"deit3_*, vit_*_dinov2*, vit_*_clip*, vit_*_siglip*), not {type(model).__name__}")
+    pool = getattr(model, "attn_pool", None)
+    if model.global_pool not in ("token", "avg", "map"):
+        raise SttoolError(f"global_pool '{model.global_pool}' is not supported; valid: token, avg, map")
+    if pool is not None and getattr(pool, "pos_embed", None) is not None:
+        raise SttoolError("an attention-pool head with its own position embedding is not supported: pruned tokens "
+                          "lose their positions")
+    for index, block in enumerate(cast(VisionTransformer, model).blocks):
         if type(block) is not Block or not isinstance(block.attn, Attention):
             raise SttoolError(f"block {index + 1} is a {type(block).__name__}; sttool supports timm's standard ViT Block")
         if getattr(block.attn, "gate", None) is not None:
             raise SttoolError(f"block {index + 1} uses gated attention, which sttool does not support")
+
+
+def _token_score(model: VisionTransformer, config: ModelConfig) -> Score:
+    """The rule pruning blocks rank tokens by: the [CLS] attention where there is a class token, else what
+    the head reads (the mean attention received for average pooling, the pool query's for an attention pool)."""
+    has_pool = getattr(model, "attn_pool", None) is not None
+    choice = config.token_score
+    if choice == "auto":
+        return "cls" if model.cls_token is not None else "pool" if has_pool else "mean"
+    if choice == "cls" and model.cls_token is None:
+        raise SttoolError("model.token_score: 'cls' needs a class token and this ViT has none; valid: auto, mean"
+                          + (", pool" if has_pool else ""))
+    if choice == "pool" and not has_pool:
+        raise SttoolError("model.token_score: 'pool' needs an attention-pool head (global_pool 'map'); valid: auto, mean"
+                          + (", cls" if model.cls_token is not None else ""))
+    return choice
 
 
 def _make_adapter(config: ModelConfig, dim: int, index: int, depth: int, ends: list[int]) -> nn.Module | None:
@@ -131,9 +152,10 @@ def _make_adapter(config: ModelConfig, dim: int, index: int, depth: int, ends: l
 
 def init_head(model: VisionTransformer) -> None:
     """The official code's head initialisation (MAE linear probe): weights N(0, 0.01), bias 0."""
-    if isinstance(model.head, nn.Linear):
-        nn.init.trunc_normal_(model.head.weight, std=0.01)
-        nn.init.zeros_(model.head.bias)
+    for head in (model.head, getattr(model, "head_dist", None)):
+        if isinstance(head, nn.Linear):
+            nn.init.trunc_normal_(head.weight, std=0.01)
+            nn.init.zeros_(head.bias)
 
 
 def patch_model(model: VisionTransformer, config: ModelConfig | None = None, **options: Any) -> SparseViT:
@@ -156,6 +178,13 @@ def patch_model(model: VisionTransformer, config: ModelConfig | None = None, **o
     keep_rate = config.keep_rate if config.keep_rate is not None else 1.0
     depth = len(vit.blocks)
     config.check_depth(depth)
+    score = _token_score(model, config)
+    config = replace(config, token_score=score)
+    distilled = isinstance(model, VisionTransformerDistilled)
+    if distilled and config.num_frames is not None:
+        raise SttoolError("model.num_frames: the distilled DeiT has no video form in sttool; use a deit_* or vit_* backbone")
+    if config.exit_layers and config.exit_pool == "token" and model.cls_token is None:
+        raise SttoolError("model.exit_pool: 'token' reads the [CLS] token and this ViT has none; valid: mean")
     prune_blocks = sorted(layer - 1 for layer in config.keep_layers)
     ends = stage_ends(depth, prune_blocks)
     dim = vit.embed_dim
@@ -164,15 +193,20 @@ def patch_model(model: VisionTransformer, config: ModelConfig | None = None, **o
         block.keep_rate = keep_rate if index in prune_blocks and keep_rate < 1.0 else None
         block.fuse_token = config.fuse_token
         block.num_prefix = vit.num_prefix_tokens
+        block.score = score
+        if score == "pool":
+            block.__dict__["pool"] = vit.attn_pool  # read, not owned: a submodule here would duplicate its state_dict keys
         block.adapter = _make_adapter(config, dim, index, depth, ends)
         attn_dim = block.attn.qkv.out_features // 3
         block.lora = LoRAQV(dim, attn_dim, config.lora_rank, config.lora_alpha) if config.spec.adapter == "lora" else None
-    vit.__class__ = SparseViT
+    vit.__class__ = SparseViTDistilled if distilled else SparseViT
     vit.sttool_config = config
     if vit.num_classes != num_classes:
         vit.reset_classifier(num_classes)
         init_head(vit)
     vit.head_norm = nn.BatchNorm1d(dim, affine=False, eps=1e-6) if config.head == "bn_linear" else nn.Identity()
+    if distilled:
+        vit.head_dist_norm = nn.BatchNorm1d(dim, affine=False, eps=1e-6) if config.head == "bn_linear" else nn.Identity()
     if config.num_frames is not None:
         make_video_model(vit, config.num_frames, config.tubelet, config.tubelet_init)
     if config.exit_layers:
@@ -188,7 +222,7 @@ def _set_trainable(model: SparseViT, trains: str) -> None:
         param.requires_grad = trains == "all"
     if trains == "all":
         return
-    trained: list[nn.Module] = [model.head, getattr(model, "exits", nn.Identity())]
+    trained: list[nn.Module] = [model.head, getattr(model, "head_dist", nn.Identity()), getattr(model, "exits", nn.Identity())]
     if trains == "adapters":
         blocks: list[Any] = list(model.blocks)
         for block in blocks:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
 from timm.layers import Attention
+from timm.models.deit import VisionTransformerDistilled
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
@@ -49,15 +50,27 @@ class ForwardState:
         self.history = [h[batch_index] for h in self.history]
 
 
-def attend(attn: Attention, x: Tensor, lora: nn.Module | None = None, cls_row: bool = False) -> tuple[Tensor, Tensor | None]:
+Score = Literal["cls", "mean", "pool"]
+
+
+def attend(attn: Attention, x: Tensor, lora: nn.Module | None = None, cls_row: bool = False,
+           score: Score = "cls", pool: nn.Module | None = None) -> tuple[Tensor, Tensor | None]:
     """Multi-head self-attention of ``x`` (B, N, C) with timm ``attn``'s weights.
 
-    Returns the projected output (B, N, C) and, if ``cls_row``, the head-averaged attention of token 0
-    over all N tokens (B, N), post-softmax. The output keeps using fused scaled-dot-product attention,
-    which never materialises the attention map; token selection needs only the [CLS] row, so it is
-    computed on its own: ``softmax(q_cls K^T)`` costs one query against N keys and equals row 0 of
-    the full map. ``attn.fused_attn = False`` (timm's own switch) selects the explicit path, for
-    operator-level FLOP counting and for reference tests.
+    Returns the projected output (B, N, C) and, if ``cls_row``, the token scores (B, N) that token
+    selection ranks, head-averaged and post-softmax, by ``score``:
+
+    - ``cls``: the attention of the [CLS] token over all N tokens (EViT, Sparse-Tuning). The output keeps
+      using fused scaled-dot-product attention, which never materialises the attention map; the [CLS]
+      row is computed on its own: ``softmax(q_cls K^T)`` costs one query against N keys and equals row
+      0 of the full map.
+    - ``mean``: the attention each token receives, averaged over all queries (ViTs without a class token
+      and an average-pooled head: every token is a query of the mean).
+    - ``pool``: the attention of the model's attention-pool query over the tokens (SigLIP's MAP head),
+      with the pool's own projections applied to this block's normalised tokens.
+
+    ``attn.fused_attn = False`` (timm's own switch) selects the explicit path, for operator-level FLOP
+    counting and for reference tests.
     """
     B, N, _ = x.shape
     heads = attn.num_heads
@@ -69,20 +82,41 @@ def attend(attn: Attention, x: Tensor, lora: nn.Module | None = None, cls_row: b
     row = None
     if attn.fused_attn:
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0)
-        if cls_row:
+        if cls_row and score == "cls":
             logits = (q[:, :, :1] * attn.scale) @ k.transpose(-2, -1)  # (B, H, 1, N)
             row = logits.float().softmax(dim=-1).mean(dim=1).squeeze(1)  # (B, N)
+        elif cls_row and score == "mean":
+            logits = (q * attn.scale) @ k.transpose(-2, -1)  # (B, H, N, N)
+            row = logits.float().softmax(dim=-1).mean(dim=(1, 2))  # (B, N): received, averaged over heads and queries
     else:
         weights = ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # (B, H, N, N)
         weights = attn.attn_drop(weights)
         out = weights @ v  # (B, H, N, d)
-        if cls_row:
+        if cls_row and score == "cls":
             row = weights[:, :, 0].float().mean(dim=1)  # (B, N)
+        elif cls_row and score == "mean":
+            row = weights.float().mean(dim=(1, 2))  # (B, N)
+    if cls_row and score == "pool":
+        assert pool is not None
+        row = pool_scores(pool, x)
     out = out.transpose(1, 2).reshape(B, N, -1)  # (B, N, A)
     norm = getattr(attn, "norm", None)
     if norm is not None:
         out = norm(out)
     return attn.proj_drop(attn.proj(out)), row
+
+
+def pool_scores(pool: nn.Module, x: Tensor) -> Tensor:
+    """The head-averaged attention (B, N) of an ``AttentionPoolLatent``'s latent query over tokens ``x`` (B, N, C)."""
+    pool_any: Any = pool
+    B, N, C = x.shape
+    heads, dim = pool_any.num_heads, pool_any.head_dim
+    q = pool_any.q(pool_any.latent.expand(B, -1, -1)).reshape(B, -1, heads, dim).transpose(1, 2)  # (B, H, L, d)
+    kv = pool_any.kv  # keys are the first C outputs (timm splits kv as (2, heads, head_dim))
+    keys = F.linear(x, kv.weight[:C], None if kv.bias is None else kv.bias[:C])  # (B, N, C)
+    k = keys.reshape(B, N, heads, dim).transpose(1, 2)  # (B, H, N, d)
+    q, k = pool_any.q_norm(q), pool_any.k_norm(k)
+    return ((q * pool_any.scale) @ k.transpose(-2, -1)).float().softmax(dim=-1).mean(dim=(1, 2))  # (B, N)
 
 
 class SparseBlock(Block):
@@ -95,6 +129,7 @@ class SparseBlock(Block):
     keep_rate: float | None
     fuse_token: bool
     num_prefix: int
+    score: Score = "cls"  # how the pruning blocks rank tokens (see ``attend``)
     adapter: nn.Module | None
     lora: nn.Module | None
 
@@ -110,7 +145,8 @@ class SparseBlock(Block):
                                   "call the model, not the block alone")
             state = ForwardState()
         prunes = self.keep_rate is not None
-        attn_out, cls_attn = attend(self.attn, self.norm1(x), self.lora, cls_row=prunes)
+        attn_out, cls_attn = attend(self.attn, self.norm1(x), self.lora, cls_row=prunes, score=self.score,
+                                    pool=self.__dict__.get("pool"))
         x = x + self.drop_path1(self.ls1(attn_out))  # (B, N, C)
         selection = None
         if self.keep_rate is not None:
@@ -144,6 +180,12 @@ class SparseViT(VisionTransformer):
     def sparse_blocks(self) -> list[SparseBlock]:
         """The blocks, typed as what ``patch_model`` made them."""
         return cast(list[SparseBlock], list(self.blocks))
+
+    def set_keep_rate(self, rate: float) -> None:
+        """Make the pruning blocks (``keep_layers``) keep ``rate`` of their candidates (1: every token)."""
+        blocks = self.sparse_blocks()
+        for layer in self.sttool_config.keep_layers:
+            blocks[layer - 1].keep_rate = None if rate >= 1.0 else rate
 
     def embed(self, x: Tensor) -> Tensor:
         """Patch embedding, prefix tokens and position embedding: images (B, 3, H, W) -> (B, N, C).
@@ -208,10 +250,9 @@ class SparseViT(VisionTransformer):
         return self.norm(tokens)
 
     def pool_tokens(self, x: Tensor) -> Tensor:
-        """The [CLS] token (B, C), or the mean of the other tokens for average-pooled backbones."""
-        if self.global_pool == "token":
-            return x[:, 0]
-        return x[:, self.num_prefix_tokens :].mean(dim=1)
+        """timm's own pooling (``VisionTransformer.pool``): the [CLS] token, the mean of the other tokens, or
+        the attention pool (B, C); after pruning, the fused token is one of the others."""
+        return self.pool(x)
 
     def head_logits(self, features: Tensor) -> Tensor:
         """The classifier on pooled features (B, C) -> (B, K): head_norm, dropout, Linear."""
@@ -237,8 +278,8 @@ class SparseViT(VisionTransformer):
 
         final = self.run_blocks(tokens, self.initial_state(tokens), collect)
         assert final is not None  # ``collect`` never stops the loop
-        features = self.fc_norm(self.pool_tokens(self.norm(final)))  # (B, C)
-        outputs.append((features, self.head_logits(features)))
+        final = self.norm(final)
+        outputs.append((self.fc_norm(self.pool_tokens(final)), self.forward_head(final)))  # (B, C), (B, K)
         return outputs
 
     def forward_intermediates(self, x: Tensor, indices: int | list[int] | None = None, return_prefix_tokens: bool = False,
@@ -287,3 +328,19 @@ class SparseViT(VisionTransformer):
             return result
         items = list(zip(picked, prefix, strict=True)) if return_prefix_tokens else picked
         return items if intermediates_only else (self.norm(final), items)
+
+
+class SparseViTDistilled(SparseViT, VisionTransformerDistilled):
+    """The distilled DeiT patched: the [CLS] and distillation tokens are both prefix tokens, never pruned;
+    the two heads are averaged as timm does at inference (timm's separate distillation-training output is
+    not used: sttool tunes on labels)."""
+
+    head_dist_norm: nn.Module  # the distillation token's head norm, as ``head_norm`` is the [CLS] token's
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        token, distilled = x[:, 0], x[:, 1]  # (B, C) each
+        token = self.head_drop(self.head_norm(token))
+        distilled = self.head_drop(self.head_dist_norm(distilled))
+        if pre_logits:
+            return (token + distilled) / 2
+        return (self.head(token) + self.head_dist(distilled)) / 2

@@ -5,7 +5,8 @@ Conventions follow fvcore, which the papers used (dense ViT-B/16 at 224 = 17.58 
 is one FLOP; Linear and convolution layers count in x out per token; attention counts its two matrix
 products (N^2 * A each); LayerNorm counts 5 per element, BatchNorm without affine 1 per element in
 eval; element-wise additions, GELU and softmax count nothing. On top, sttool counts what it runs:
-the separate [CLS] attention row (N * A) and each fused token (a weighted sum over the dropped tokens,
+the token scores (the separate [CLS] attention row, N * A; or the mean attention received, N^2 * A; or an
+attention pool's query) and each fused token (a weighted sum over the dropped tokens,
 M * C per tensor it is applied to). The count is exact for fixed keep rates; no forward pass is run.
 """
 
@@ -142,6 +143,12 @@ def count_flops(model: Any, num_patches: int | None = None, include_norms: bool 
         count.per_block.append(macs)
     after = count.add("norm", count.norm(model.norm, tokens, dim))
     after += count.add("head", count.norm(model.fc_norm, 1, dim) + count.norm(getattr(model, "head_norm", nn.Identity()), 1, dim))
+    pool = getattr(model, "attn_pool", None)
+    if pool is not None:
+        after += count.add("head", _attention_pool_macs(count, pool, tokens, dim))
+    head_dist = getattr(model, "head_dist", None)
+    if head_dist is not None:  # the distilled DeiT's second head, on the distillation token
+        after += count.add("head", linear_macs(head_dist, 1) + count.norm(getattr(model, "head_dist_norm", nn.Identity()), 1, dim))
     count.after_blocks = after + count.add("head", linear_macs(model.head, 1))
     exits = getattr(model, "exits", None)
     if exits is not None:
@@ -167,10 +174,32 @@ def _block_macs(count: FlopCount, block: Any, tokens: int, dim: int, history: in
     if getattr(block, "keep_rate", None) is not None:
         prefix = block.num_prefix
         if tokens_after(tokens, block.keep_rate, prefix, block.fuse_token) != tokens:
-            macs += count.add("selection", tokens * attn_dim)
+            macs += _score_macs(count, block, tokens, dim, attn_dim)
             if block.fuse_token:
                 macs += count.add("selection", (1 + history) * (tokens - prefix) * dim)
     return macs
+
+
+def _score_macs(count: FlopCount, block: Any, tokens: int, dim: int, attn_dim: int) -> int:
+    """The token scores a pruning block ranks by: the [CLS] row (one query, N keys), the mean attention
+    received (the fused path computes the N x N map again), or the attention pool's query (its keys on
+    every token, then one query per latent)."""
+    score = getattr(block, "score", "cls")
+    if score == "mean":
+        return count.add("selection score", tokens * tokens * attn_dim)
+    if score == "pool":
+        pool = block.__dict__["pool"]
+        latents = pool.latent.shape[1]
+        return count.add("selection", tokens * dim * dim + linear_macs(pool.q, latents) + latents * tokens * dim)
+    return count.add("selection", tokens * attn_dim)
+
+
+def _attention_pool_macs(count: FlopCount, pool: Any, tokens: int, dim: int) -> int:
+    """timm's ``AttentionPoolLatent`` head: latent queries attend over ``tokens`` tokens, then its MLP."""
+    latents = pool.latent.shape[1]
+    macs = linear_macs(pool.q, latents) + linear_macs(pool.kv, tokens) + 2 * latents * tokens * dim
+    macs += linear_macs(pool.proj, latents) + linear_macs(pool.mlp, latents)
+    return macs + count.norm(pool.norm, latents, dim)
 
 
 def _post_selection_macs(count: FlopCount, block: Any, tokens: int, dim: int) -> int:
