@@ -156,12 +156,13 @@ def videos(
 def micro_backbone(
     stem_recipe: Annotated[Path | None, typer.Option(help="Stage 1, the stem as a CNN (default: the shipped micro_backbone_stem.yaml).")] = None,
     recipe: Annotated[Path | None, typer.Option(help="Stage 2, the whole ViT from that stem (default: the shipped micro_backbone.yaml).")] = None,
+    attention_recipe: Annotated[Path | None, typer.Option(help="Stage 3, the [CLS] attention target (default: the shipped micro_backbone_attention.yaml).")] = None,
     out: Annotated[Path | None, typer.Option(help="Where to write the weights (default: the file the package ships).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda: where both stages train and render their images.")] = "auto",
-    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override for both recipes: key=value (repeatable).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Train both stages again, replacing their earlier runs (default: resume a stage that has a checkpoint).")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda: where the stages train and render their images.")] = "auto",
+    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override for every recipe: key=value (repeatable).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Train every stage again, replacing their earlier runs (default: resume a stage that has a checkpoint).")] = False,
 ) -> None:
-    """Rebuild the micro backbone the quickstart uses: its stem as a CNN, then the whole ViT, on rendered images; export."""
+    """Rebuild the micro backbone the quickstart uses: its stem as a CNN, the whole ViT, then its [CLS] attention, on rendered images; export."""
     from sttool.cli.common import err_console
     from sttool.cli.progress import progress_for
     from sttool.engine.micro_backbone import build_micro_backbone
@@ -169,8 +170,8 @@ def micro_backbone(
 
     with progress_for(err_console) as progress:
         result = build_micro_backbone(stem_recipe, recipe, out or MICRO_WEIGHTS, [f"train.device={device}", *(set_ or [])],
-                                      overwrite=overwrite, progress=progress)
-    console.print(f"stem (stage 1): val top-1 {result['stem_val_top1']:.2f}%; ViT (stage 2): best val top-1 "
+                                      overwrite=overwrite, progress=progress, attention_recipe=attention_recipe)
+    console.print(f"stem (stage 1): val top-1 {result['stem_val_top1']:.2f}%; last stage: best val top-1 "
                   f"{result['best']['top1']:.2f}% (epoch {result['best']['epoch']}), test top-1 {result['test_top1']:.2f}%",
                   highlight=False, soft_wrap=True)
     console.print(f"micro backbone: {result['weights']} ({result['bytes'] / 1e6:.1f} MB)", highlight=False, soft_wrap=True)

@@ -1,11 +1,14 @@
-"""Rebuild the micro backbone: its stem as a small CNN, then the whole ViT, on freshly rendered images.
+"""Rebuild the micro backbone: its stem as a small CNN, then the whole ViT, then its [CLS] attention, on
+freshly rendered images.
 
 Stage 1 (``recipes/micro_backbone_stem.yaml``) trains the convolutional stem alone as a CNN
 classifier (``StemClassifier``): a CNN learns the shapes from far fewer images than a ViT. Its
 BatchNorms are folded into the convolutions and the stem is written, with freshly initialised blocks,
 as a whole backbone file. Stage 2 (``recipes/micro_backbone.yaml``) trains every parameter of the
-ViT from there with token labels. Both stages stream their training images (``data.stream``), so
-nothing is memorised, and both resume from their last checkpoint after an interruption.
+ViT from there with token labels. Stage 3 (``recipes/micro_backbone_attention.yaml``) goes on with a
+target for the [CLS] attention of the later blocks (the object's pixels), which token selection ranks
+by. Every stage streams its training images (``data.stream``), so nothing is memorised, and each
+resumes from its last checkpoint after an interruption.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ def shipped_recipe(name: str) -> Path:
 
 STEM_RECIPE = "micro_backbone_stem.yaml"
 VIT_RECIPE = "micro_backbone.yaml"
+ATTENTION_RECIPE = "micro_backbone_attention.yaml"
 
 
 def _check(recipe: Recipe, path: Path) -> None:
@@ -110,8 +114,9 @@ def train_stem(recipe: Recipe, resume: bool = False, overwrite: bool = False, pr
 
 def build_micro_backbone(stem_recipe: Path | None = None, recipe: Path | None = None, out: Path = MICRO_WEIGHTS,
                          overrides: list[str] | None = None, overwrite: bool = False, progress: Progress = SILENT,
-                         images_per_class: tuple[int, int, int] = PRETRAIN_COUNTS) -> dict[str, Any]:
-    """Both stages in order and the export of the ViT's backbone to ``out``.
+                         images_per_class: tuple[int, int, int] = PRETRAIN_COUNTS,
+                         attention_recipe: Path | None = None) -> dict[str, Any]:
+    """The three stages in order and the export of the last one's backbone to ``out``.
 
     A stage whose run folder already holds a checkpoint is resumed (a finished one is only evaluated
     again), so an interrupted build continues where it stopped; ``overwrite`` trains both again.
@@ -121,6 +126,7 @@ def build_micro_backbone(stem_recipe: Path | None = None, recipe: Path | None = 
     from sttool.data import SyntheticOptions, make_synthetic
 
     stem_path, vit_path = stem_recipe or shipped_recipe(STEM_RECIPE), recipe or shipped_recipe(VIT_RECIPE)
+    attention_path = attention_recipe or shipped_recipe(ATTENTION_RECIPE)
     stem = load_recipe(stem_path, overrides)
     _check(stem, stem_path)
     if not (Path(stem.data.root) / "images" / "info.json").is_file():
@@ -129,19 +135,24 @@ def build_micro_backbone(stem_recipe: Path | None = None, recipe: Path | None = 
     if stem_results.get("status") == "interrupted":
         raise SttoolError("pre-training was interrupted in the stem stage; run the same 'sttool prepare micro-backbone' "
                           "command again to continue where it stopped")
-    vit = load_recipe(vit_path, [*(overrides or []), f"model.weights={stem.run_dir / STAGE_EXPORT}"])
-    _check(vit, vit_path)
-    results = finetune(vit, resume=not overwrite and RunDir(vit.run_dir).last.is_file(), progress=progress, overwrite=overwrite)
-    if results.get("status") == "interrupted":
-        raise SttoolError("pre-training was interrupted in the ViT stage; run the same 'sttool prepare micro-backbone' "
-                          "command again to continue where it stopped")
-    model, _, checkpoint = load_run(vit.run_dir)
-    export = vit.run_dir / STAGE_EXPORT
-    export_backbone(model, export)
-    size = export.stat().st_size
+    previous = stem.run_dir / STAGE_EXPORT
+    results: dict[str, Any] = {}
+    for stage, path in (("ViT", vit_path), ("attention", attention_path)):
+        recipe_ = load_recipe(path, [*(overrides or []), f"model.weights={previous}"])
+        _check(recipe_, path)
+        results = finetune(recipe_, resume=not overwrite and RunDir(recipe_.run_dir).last.is_file(), progress=progress,
+                           overwrite=overwrite)
+        if results.get("status") == "interrupted":
+            raise SttoolError(f"pre-training was interrupted in the {stage} stage; run the same 'sttool prepare "
+                              "micro-backbone' command again to continue where it stopped")
+        model, _, checkpoint = load_run(recipe_.run_dir)
+        previous = recipe_.run_dir / STAGE_EXPORT
+        export_backbone(model, previous)
+        progress.note(f"{stage} stage: test top-1 {results['test']['top1']:.2f}%")
+    size = previous.stat().st_size
     if size > MAX_BYTES:
-        raise SttoolError(f"the exported backbone {export} has {size} bytes, more than the 10 MB the repository allows")
+        raise SttoolError(f"the exported backbone {previous} has {size} bytes, more than the 10 MB the repository allows")
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(export, out)
+    shutil.copyfile(previous, out)
     return {"weights": str(out), "bytes": size, "stem_val_top1": stem_results["val"]["top1"],
             "checkpoint": str(checkpoint), "best": results["best"], "test_top1": results["test"]["top1"]}
