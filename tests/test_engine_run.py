@@ -92,6 +92,27 @@ def test_resume_refuses_another_recipe(tmp_path):
         finetune(changed, resume=True, datasets=datasets())
 
 
+def test_resume_accepts_a_run_saved_before_a_key_was_added(tmp_path):
+    """A run written by an older sttool lacks keys added since; at their defaults they are no difference."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    finetune(recipe(tmp_path / "run", epochs=2, max_steps_per_epoch=2), datasets=datasets())
+    last = tmp_path / "run" / "checkpoints" / "last.safetensors"
+    with safe_open(str(last), framework="pt") as handle:
+        metadata = handle.metadata()
+    saved = json.loads(metadata["sttool"])
+    del saved["recipe"]["model"]["token_score"], saved["recipe"]["train"]["attention_labels"]
+    saved["epoch"], saved["step"] = 1, 0  # as if stopped after epoch 1
+    save_file(load_file(str(last)), str(last), metadata={**metadata, "sttool": json.dumps(saved)})
+    resumed = finetune(recipe(tmp_path / "run", epochs=2, max_steps_per_epoch=2), resume=True, datasets=datasets())
+    assert resumed["best"]["epoch"] in (1, 2)
+    with pytest.raises(SttoolError, match="differs from the run's at model.token_score"):
+        changed = tiny_recipe_data(tmp_path / "run", epochs=2, max_steps_per_epoch=2)
+        changed["model"]["token_score"] = "mean"
+        finetune(bind_recipe(changed, "test:"), resume=True, datasets=datasets())
+
+
 class PoisonedAfter(TemplateImages):
     """Returns NaN images once ``reads`` samples have been read (that is, in epoch 2)."""
 

@@ -44,7 +44,7 @@ from sttool.runs.checkpoint import (
 )
 from sttool.runs.folder import RunDir, Trackers
 from sttool.runs.load import create_model, input_spec, probe_model
-from sttool.runs.recipe import Recipe
+from sttool.runs.recipe import Recipe, bind_recipe
 from sttool.runtime import resolve_device
 
 SPLITS = ("train", "val", "test")
@@ -276,7 +276,7 @@ class Run:
 
     def _resume(self, optimizer, resolved: dict[str, Any]) -> tuple[StepCounter, dict | None, tuple[float, int] | None]:
         model_state, optim_state, meta = read_checkpoint(self.run_dir.last)
-        changed = _differences(meta["recipe"], resolved)
+        changed = _differences(_with_defaults(meta["recipe"]), resolved)
         refused = [key for key in changed if tuple(key.split(".")[:2]) not in RESUMABLE_CHANGES]
         if refused:
             raise SttoolError(f"--resume: the recipe differs from the run's at {', '.join(refused[:3])}; "
@@ -350,6 +350,15 @@ class Run:
         names = ", ".join(f"{s.path} ({s.reason})" for s in skipped[:5])
         more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
         progress.note(f"epoch {epoch + 1}: skipped {len(skipped)} bad samples: {names}{more}")
+
+
+def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved recipe read by this version's schema, so keys added since (at their defaults) are no
+    difference; one this version cannot read stays as saved, and every key that differs is named."""
+    try:
+        return to_dict(bind_recipe(saved, "the run's recipe"))
+    except SttoolError:
+        return saved
 
 
 def _differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
