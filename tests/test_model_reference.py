@@ -126,3 +126,14 @@ def test_bn_head_in_eval_uses_running_statistics(images):
     model.train()
     model(images)
     assert model.head_norm.running_mean.abs().sum() > 0
+
+
+def test_released_variant_stage_ends_follow_the_keep_layers():
+    """The official code closes stages at 0-based blocks 2, 5, 8, 11; sttool derives them from the keep
+    layers (the block before each pruning block, and the last), which is the same for the default."""
+    from sttool.models.dense_adapter import stage_ends
+
+    assert stage_ends(12, [3, 6, 9]) == [2, 5, 8, 11]  # keep_layers 4, 7, 10: the official blocks
+    assert stage_ends(12, [2, 5, 8]) == [1, 4, 7, 11]  # keep_layers 3, 6, 9: documented in the README
+    model = patch_model(make_tiny_vit(), method="sparse_tuning_released", keep_layers=[3, 6, 9])
+    assert [i for i, b in enumerate(model.blocks) if b.adapter.closes_stage] == [1, 4, 7, 11]

@@ -15,7 +15,7 @@ from sttool.cli.common import console, err_console
 
 
 def predict(
-    target: Annotated[str, typer.Argument(help="A run folder, a checkpoint, or a timm model name with a classifier head.")],
+    target: Annotated[str, typer.Argument(help="A run folder, a checkpoint, an adapter folder, a Hub id (user/name), or a timm model name with a classifier head.")],
     inputs: Annotated[list[Path], typer.Argument(help="Images, videos, folders (searched recursively) or list files (.txt: one path per line).")],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes to report per input.")] = 5,
     batch_size: Annotated[int, typer.Option(help="Inputs per forward pass.")] = 32,
@@ -79,7 +79,7 @@ def _pictures(predictor, paths: list[Path], out: Path) -> None:
 
 
 def export(
-    target: Annotated[Path, typer.Argument(help="A run folder or checkpoint.")],
+    target: Annotated[Path, typer.Argument(help="A run folder, a checkpoint or an adapter folder.")],
     out: Annotated[Path, typer.Option(help="The file to write (.pt2 for torch, .onnx for onnx).")],
     format_: Annotated[str, typer.Option("--format", help="torch (torch.export) or onnx (the dynamo exporter).")] = "torch",
     check: Annotated[bool, typer.Option("--check/--no-check", help="Run the written model against PyTorch on a random batch.")] = True,
