@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,12 @@ def test_export_has_a_dynamic_batch_and_matches_pytorch(trained, tmp_path, fmt, 
     out = tmp_path / f"model{suffix}"
     report = export_model(run, fmt, out)
     assert out.is_file() and report["check"]["max_abs_difference"] < 1e-4
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging file left behind
+    shared = tmp_path / "shared"  # what a user copies elsewhere: the files the report names, and only those
+    shared.mkdir()
+    for name in report["files"]:
+        shutil.copy(name, shared)
+    out = shared / out.name
     predictor = Predictor.load(run, device="cpu")
     inputs = torch.randn(5, 3, 32, 32)
     with torch.no_grad():

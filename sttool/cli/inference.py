@@ -92,7 +92,9 @@ def export(
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
-    console.print(f"wrote {report['out']} ({report['bytes'] / 1e6:.1f} MB, {report['format']}), input "
+    extra = [Path(f).name for f in report["files"] if f != report["out"]]
+    beside = f" with {', '.join(extra)} beside it" if extra else ""
+    console.print(f"wrote {report['out']}{beside} ({report['bytes'] / 1e6:.1f} MB, {report['format']}), input "
                   f"{' x '.join(map(str, report['input_shape']))}", highlight=False, markup=False)
     checked = report.get("check")
     if checked:

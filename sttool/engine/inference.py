@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,24 +186,31 @@ def export_model(target: Path, fmt: ExportFormat, out: Path, check: bool = True)
     example = torch.randn(2, *input_shape(model))
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
+    staging = out.with_name(f".{out.name}.tmp")  # the exporter writes here; nothing half-written reaches ``out``
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
     try:
         if fmt == "torch":
             program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-            torch.export.save(program, str(tmp))
+            torch.export.save(program, str(staging / out.name))
         else:
             _require("onnx", "onnxscript")
-            torch.onnx.export(model, (example,), str(tmp), dynamo=True, dynamic_shapes=({0: batch},),
+            # weights beside the graph as OUT.data when the exporter puts them outside (it names that file after
+            # the path it is given, so the staging file carries the final name)
+            torch.onnx.export(model, (example,), str(staging / out.name), dynamo=True, dynamic_shapes=({0: batch},),
                               input_names=["inputs"], output_names=["logits"])
-        os.replace(tmp, out)
+        written = sorted(staging.iterdir(), key=lambda f: f.name == out.name)  # the graph last, after its data
+        for file in written:
+            os.replace(file, out.parent / file.name)
     except SttoolError:
         raise
     except Exception as err:  # exporters raise many types; the model or torch version is to blame, say which
         raise SttoolError(f"exporting {checkpoint} as {fmt} failed: {type(err).__name__}: {str(err).splitlines()[0]}") from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
-    report: dict[str, Any] = {"checkpoint": str(checkpoint), "format": fmt, "out": str(out), "bytes": out.stat().st_size,
+        shutil.rmtree(staging, ignore_errors=True)
+    files = [out.parent / file.name for file in written]
+    report: dict[str, Any] = {"checkpoint": str(checkpoint), "format": fmt, "out": str(out),
+                              "files": [str(f) for f in files], "bytes": sum(f.stat().st_size for f in files),
                               "input_shape": ["batch", *input_shape(model)], "notes": notes}
     if check:
         report["check"] = _check_export(model, fmt, out, notes)
