@@ -40,6 +40,7 @@ def test_run_writes_its_folder_and_chooses_on_val(tmp_path):
     assert results["test"]["top1"] > 50  # 4 classes; learnable in a few steps
     env = json.loads((run / "env.json").read_text())
     assert env["torch"] == torch.__version__ and "git_commit" in env
+    assert env["threads"] == torch.get_num_threads() and env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     state, optim, meta = read_checkpoint(run / "checkpoints" / "best.safetensors")
     assert not optim and meta["kind"] == "best" and meta["recipe"]["name"] == "tiny"
     assert all(not k.startswith(("patch_embed", "pos_embed", "cls_token")) and ".mlp." not in k for k in state)
