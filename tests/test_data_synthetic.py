@@ -193,4 +193,4 @@ def test_the_default_set_generates_in_under_a_minute(tmp_path):
     start = time.perf_counter()
     images, videos = make_synthetic(SyntheticOptions(out=str(tmp_path)))
     assert time.perf_counter() - start < 60
-    assert images.counts == {"train": 1000, "val": 500, "test": 500} and videos.counts == {"train": 320, "val": 80, "test": 160}
+    assert images.counts == {"train": 1000, "val": 500, "test": 500} and videos.counts == {"train": 960, "val": 200, "test": 200}

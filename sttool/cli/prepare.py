@@ -49,7 +49,7 @@ def synthetic(
     videos: Annotated[bool | None, typer.Option("--videos/--no-videos", help="Also write the motion video set (default: with --task shapes).")] = None,
     video_size: Annotated[int, typer.Option(help="Video frame side in pixels.")] = 64,
     frames: Annotated[int, typer.Option(help="Frames per video.")] = 16,
-    videos_per_class: Annotated[str, typer.Option(help="Videos per class (direction) for train,val,test.")] = "40,10,20",
+    videos_per_class: Annotated[str, typer.Option(help="Videos per class (direction) for train,val,test.")] = "120,25,25",
 ) -> None:
     """Generate the synthetic image set (with foreground masks) and the motion video set."""
     from sttool.cli.progress import progress_for

@@ -31,7 +31,7 @@ class SyntheticOptions:
     videos: bool = True
     video_size: int = 64
     num_frames: int = 16
-    videos_per_class: tuple[int, int, int] = (40, 10, 20)
+    videos_per_class: tuple[int, int, int] = (120, 25, 25)
 
     def check(self) -> None:
         if self.task not in TASKS:
