@@ -90,12 +90,12 @@ def test_exported_backbone_holds_timm_keys_only(tmp_path):
 
 
 def test_micro_backbone_stages_chain_through_their_exports(tmp_path):
-    """Stage 2 starts from the stem stage 1 trained (BatchNorm folded), the final file is stage 2's
-    backbone, and building again reuses both finished stages."""
+    """Stage 2 starts from the stem stage 1 trained (BatchNorm folded), stage 3 from stage 2's export, the
+    final file is stage 3's backbone, and building again reuses every finished stage."""
     import timm
     import yaml
 
-    from sttool.engine.micro_backbone import STAGE_EXPORT, STEM_RECIPE, build_micro_backbone
+    from sttool.engine.micro_backbone import ATTENTION_RECIPE, STAGE_EXPORT, STEM_RECIPE, build_micro_backbone
     from sttool.models.build import load_local_weights
     from sttool.models.micro import StemClassifier
     from sttool.runs.checkpoint import load_trained_state, read_checkpoint
@@ -122,7 +122,11 @@ def test_micro_backbone_stages_chain_through_their_exports(tmp_path):
         assert torch.allclose(backbone.patch_embed(x), reference.flatten(2).transpose(1, 2), atol=2e-2)  # fp16 file
     final, before = load_file(str(out)), load_file(str(stage1))
     assert set(final) == set(before) and not torch.equal(final["blocks.0.attn.qkv.weight"], before["blocks.0.attn.qkv.weight"])
-    assert torch.equal(final["cls_token"], load_file(str(vit.run_dir / STAGE_EXPORT))["cls_token"])
+    attention = load_recipe(shipped_recipe(ATTENTION_RECIPE), overrides)  # stage 3 starts from stage 2's export
+    assert yaml.safe_load((attention.run_dir / "recipe.yaml").read_text())["model"]["weights"] == str(vit.run_dir / STAGE_EXPORT)
+    assert yaml.safe_load((attention.run_dir / "recipe.yaml").read_text())["train"]["attention_labels"] > 0
+    assert torch.equal(final["cls_token"], load_file(str(attention.run_dir / STAGE_EXPORT))["cls_token"])
+    assert not torch.equal(final["cls_token"], load_file(str(vit.run_dir / STAGE_EXPORT))["cls_token"])
     again = build_micro_backbone(out=tmp_path / "again.safetensors", overrides=overrides, images_per_class=(0, 1, 1))
     assert again["checkpoint"] == result["checkpoint"]
     assert all(torch.equal(final[k], v) for k, v in load_file(str(tmp_path / "again.safetensors")).items())
