@@ -95,23 +95,18 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, dict
     """(model tensors, optimiser state by parameter index, metadata) of a checkpoint file."""
     if not path.is_file():
         raise SttoolError(f"checkpoint not found: {path}")
+    meta = read_metadata(path)  # refuses a file sttool did not write before its tensors are read
     try:
         tensors = load_file(str(path))
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            raw = (handle.metadata() or {}).get("sttool")
     except (SafetensorError, OSError) as err:
         raise SttoolError(f"checkpoint {path} cannot be read: {err}") from None
-    if raw is None:
-        raise SttoolError(f"checkpoint {path} was not written by sttool (no 'sttool' metadata)")
     model = {k[len(MODEL_PREFIX):]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
     optim: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith(OPTIM_PREFIX):
             index, name = key[len(OPTIM_PREFIX):].split("/", 1)
             optim.setdefault(index, {})[name] = value
-    return model, optim, json.loads(raw)
+    return model, optim, meta
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
