@@ -49,7 +49,7 @@ def measure(model, root: str, limit: int) -> dict[str, object]:
         means = [sum(s[k] for s in per_stage if s[k] is not None) / sum(s[k] is not None for s in per_stage)
                  for k in range(len(per_stage[0]))]
         figures[rule] = {"kept_on_object": means, "images": len(per_stage)}
-        figures["object_patches"] = sum(object_patches) / len(object_patches)
+        figures["object_patches"] = sum(object_patches) / len(object_patches)  # the same images for both rules
     return figures
 
 
@@ -68,7 +68,7 @@ def main() -> None:
                             num_classes=10)
     figures = measure(model.eval(), args.root, args.images)
     print(json.dumps({"source": args.run or "micro backbone (frozen)", "keep_rate": args.keep_rate,
-                      "blocks": [layer for layer in model.sttool_config.keep_layers], **figures}, indent=1))
+                      "blocks": list(model.sttool_config.keep_layers), **figures}, indent=1))
 
 
 if __name__ == "__main__":
