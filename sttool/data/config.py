@@ -14,7 +14,6 @@ from sttool.errors import SttoolError
 DatasetName = Literal[
     "synthetic_images", "synthetic_videos", "imagefolder", "vtab", "cifar100", "svhn", "food101", "ssv2", "k400", "video_list"
 ]
-SYNTHETIC_TASKS = ("shapes", "pretrain")
 NO_SPLIT = "none"  # a split name that switches a split off, e.g. ``val_split: none``
 
 
@@ -65,7 +64,7 @@ class DataConfig:
 
     dataset: DatasetName = "synthetic_images"
     root: str = "data/synthetic"
-    task: str | None = None  # VTAB-1K task folder; synthetic_images: shapes or pretrain (checked)
+    task: str | None = None  # VTAB-1K task folder; synthetic_images: shapes, pretrain or formula (checked)
     num_classes: int | None = None  # None: from the data; else checked against it
     train_split: str | None = None
     val_split: str | None = None  # "none": no val split
@@ -129,16 +128,18 @@ class DataConfig:
         if self.dataset == "vtab":
             if self.task is None:
                 raise SttoolError(f"{where}.task: vtab needs a task folder name, e.g. cifar, caltech101, dtd, eurosat")
-            vtab_class_count(self.task, self.num_classes, where)
+            vtab_class_count(self.task, self.num_classes, where, self.root)
         elif self.dataset == "synthetic_images":
-            if self.task is not None and self.task not in SYNTHETIC_TASKS:
-                raise SttoolError(f"{where}.task: synthetic_images has tasks {', '.join(SYNTHETIC_TASKS)}, not '{self.task}'")
+            from sttool.data.synthetic.tasks import IMAGE_TASKS
+
+            if self.task is not None and self.task not in IMAGE_TASKS:
+                raise SttoolError(f"{where}.task: synthetic_images has tasks {', '.join(IMAGE_TASKS)}, not '{self.task}'")
         elif self.task is not None:
             raise SttoolError(f"{where}.task: '{self.task}' is set, but only vtab and synthetic_images have tasks")
         if self.stream < 0:
             raise SttoolError(f"{where}.stream: {self.stream} must be 0 (train on the files) or a number of images per epoch")
         if self.stream and (self.dataset != "synthetic_images" or self.task is None):
-            raise SttoolError(f"{where}.stream: only synthetic_images with a task (shapes or pretrain) can be rendered on the fly")
+            raise SttoolError(f"{where}.stream: only synthetic_images with a task (shapes, pretrain or formula) can be rendered on the fly")
         if self.masks and self.dataset != "synthetic_images":
             raise SttoolError(f"{where}.masks: only synthetic_images has foreground masks, not {self.dataset}")
         if not self.is_video:

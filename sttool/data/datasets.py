@@ -27,7 +27,7 @@ from sttool.data.listfile import (
 )
 from sttool.data.samples import ListEntry
 from sttool.data.synthetic.generate import default_out
-from sttool.data.vtab import vtab_class_count, vtab_list
+from sttool.data.vtab import task_class_names, vtab_class_count, vtab_list
 from sttool.errors import SttoolError
 
 Split = Literal["train", "val", "test"]
@@ -175,9 +175,10 @@ def _list_dataset(config: DataConfig, folder: Path, name: str) -> Source:
 
 def _vtab(config: DataConfig, name: str) -> Source:
     assert config.task is not None
-    count = vtab_class_count(config.task, config.num_classes, "data")
+    count = vtab_class_count(config.task, config.num_classes, "data", config.root)
+    names = task_class_names(config.root, config.task) or [str(i) for i in range(count)]
     origin = f"in VTAB-1K task {config.task}"
-    return Source(read_list(vtab_list(config.root, config.task, name)), count, [str(i) for i in range(count)], origin)
+    return Source(read_list(vtab_list(config.root, config.task, name)), count, names, origin)
 
 
 def load_source(config: DataConfig, name: str) -> Source:

@@ -6,13 +6,20 @@ train800 -> val200; the final run trains on train800val200 and reports the full 
 
 ``check_vtab`` (``sttool prepare vtab``) checks a tree before training on it: every list line must
 name a file that exists and decodes, with a label inside the task's class count; the report counts
-lines per task and split and names each bad file with its list and line.
+lines per task and split and names each bad file with its list and line. ``write_vtab_task`` writes a
+task folder in this layout (micro-VTAB and the real-image transfer tasks), with a ``classes.txt`` that
+gives a task outside the 19 its class names and count.
 """
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 from sttool.config.schema import closest
 from sttool.data.image_dataset import load_rgb
@@ -47,8 +54,18 @@ VTAB_CLASSES: dict[str, int] = {
 VTAB_SPLITS = ("train800", "val200", "train800val200", "test")
 
 
-def vtab_class_count(task: str, num_classes: int | None, where: str) -> int:
-    """The task's class count from the table; a task outside the table needs ``num_classes``."""
+CLASSES_FILE = "classes.txt"  # a task folder's class names, one per line in label order (optional)
+WRITTEN_MARK = ".sttool-task"  # marks a task folder sttool wrote, so writing it again may replace it
+
+
+def vtab_class_count(task: str, num_classes: int | None, where: str, root: str | Path | None = None) -> int:
+    """The task's class count from the table, or from the task folder's ``classes.txt``; any other task
+    needs ``num_classes``."""
+    names = task_class_names(root, task) if root is not None else None
+    if names is not None and task not in VTAB_CLASSES:
+        if num_classes is not None and num_classes != len(names):
+            raise SttoolError(f"{where}.num_classes: {num_classes}, but {Path(root or '') / task / CLASSES_FILE} lists {len(names)} classes")
+        return len(names)
     if task in VTAB_CLASSES:
         known = VTAB_CLASSES[task]
         if num_classes is not None and num_classes != known:
@@ -57,9 +74,57 @@ def vtab_class_count(task: str, num_classes: int | None, where: str) -> int:
     if num_classes is None:
         raise SttoolError(
             f"{where}.task: '{task}' is not a VTAB-1K task; {closest(task, tuple(VTAB_CLASSES))}"
-            " (or set data.num_classes for a custom task folder)"
+            f" (or, for a custom task folder, give it a {CLASSES_FILE} or set data.num_classes)"
         )
     return num_classes
+
+
+def task_class_names(root: str | Path | None, task: str) -> list[str] | None:
+    """The names in ``ROOT/<task>/classes.txt``, or None when the folder has none."""
+    from sttool.data.listfile import read_classes
+
+    return None if root is None else read_classes(Path(root) / task / CLASSES_FILE)
+
+
+def write_vtab_task(folder: Path, class_names: Sequence[str], splits: dict[str, int],
+                    render: Callable[[str, int], tuple[np.ndarray, np.ndarray]],
+                    advance: Callable[[int], None] | None = None) -> dict[str, int]:
+    """Write a task folder in the VTAB-1K layout: ``images/<split>/<n>.png``, one list per split (and
+    ``train800val200.txt``, the concatenation of train800 and val200) and ``classes.txt``.
+
+    ``render(split, chunk)`` gives the next images (N, H, W, 3) uint8 and labels (N,) of ``split``;
+    ``splits`` maps train800, val200 and test to their sizes. A folder sttool wrote before is replaced.
+    """
+    if folder.exists():
+        if not (folder / WRITTEN_MARK).is_file():
+            raise SttoolError(f"{folder} exists and was not written by sttool; choose another --out")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    lines: dict[str, list[str]] = {}
+    for split, count in splits.items():
+        (folder / "images" / split).mkdir(parents=True)
+        lines[split] = []
+        chunk = 0
+        while len(lines[split]) < count:
+            images, labels = render(split, chunk)
+            if len(images) == 0:
+                raise SttoolError(f"{folder}: the {split} split ran out of images after {len(lines[split])} of {count}")
+            for image, label in zip(images, labels, strict=True):
+                if len(lines[split]) == count:
+                    break
+                relative = f"images/{split}/{len(lines[split]):05d}.png"
+                Image.fromarray(image).save(folder / relative)
+                lines[split].append(f"{relative} {int(label)}\n")
+            if advance is not None:
+                advance(len(images))
+            chunk += 1
+    for split, rows in lines.items():
+        (folder / f"{split}.txt").write_text("".join(rows))
+    if "train800" in lines and "val200" in lines:
+        (folder / "train800val200.txt").write_text("".join(lines["train800"] + lines["val200"]))
+    (folder / CLASSES_FILE).write_text("".join(f"{name}\n" for name in class_names))
+    (folder / WRITTEN_MARK).write_text("written by sttool\n")
+    return {split: len(rows) for split, rows in lines.items()}
 
 
 def vtab_list(root: str | Path, task: str, split: str) -> Path:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from sttool.data.synthetic.images import SPLITS, SetReport, write_image_set
-from sttool.data.synthetic.shapes import TASKS
+from sttool.data.synthetic.tasks import IMAGE_TASKS
 from sttool.data.synthetic.videos import DIRECTIONS, write_video_set
 from sttool.errors import SttoolError
 from sttool.progress import SILENT, Progress
@@ -16,7 +15,7 @@ from sttool.progress import SILENT, Progress
 
 def default_out(task: str) -> str:
     """The pretrain set lives apart from the quickstart set, so both can exist at once."""
-    return "data/synthetic" if task == "shapes" else f"data/synthetic-{task}"
+    return {"shapes": "data/synthetic", "micro-vtab": "data/micro-vtab"}.get(task, f"data/synthetic-{task}")
 
 
 @dataclass
@@ -24,7 +23,7 @@ class SyntheticOptions:
     """Sizes of a synthetic set. Counts are per class and per split (train, val, test)."""
 
     out: str = "data/synthetic"
-    task: Literal["shapes", "pretrain"] = "shapes"
+    task: str = "shapes"  # a row of IMAGE_TASKS
     seed: int = 0
     image_size: int = 64
     images_per_class: tuple[int, int, int] = (100, 50, 50)
@@ -34,8 +33,8 @@ class SyntheticOptions:
     videos_per_class: tuple[int, int, int] = (120, 25, 25)
 
     def check(self) -> None:
-        if self.task not in TASKS:
-            raise SttoolError(f"synthetic task '{self.task}' is not one of {', '.join(TASKS)}")
+        if self.task not in IMAGE_TASKS:
+            raise SttoolError(f"synthetic task '{self.task}' is not one of {', '.join(IMAGE_TASKS)}")
         for name, least in (("image_size", 16), ("video_size", 16), ("num_frames", 1)):
             if getattr(self, name) < least:
                 raise SttoolError(f"synthetic {name} {getattr(self, name)} is too small (at least {least})")
@@ -61,7 +60,7 @@ def make_synthetic(options: SyntheticOptions, progress: Progress = SILENT) -> li
     out = Path(options.out)
     images, masks = out / "images", out / "masks"
     _clear([images, masks], images / "info.json")
-    total = sum(options.images_per_class) * len(TASKS[options.task])
+    total = sum(options.images_per_class) * len(IMAGE_TASKS[options.task].names)
     reports = [write_image_set(out, options.task, options.seed, options.image_size, options.images_per_class, progress.task("images", total).advance)]
     if options.videos:
         _clear([out / "videos"], out / "videos" / "info.json")

@@ -22,11 +22,10 @@ import torch
 from PIL import Image
 
 from sttool.data.samples import READ_TIMEOUT, BadSample, read_bytes
-from sttool.data.synthetic.render import render_images
-from sttool.data.synthetic.shapes import TASKS
+from sttool.data.synthetic.tasks import IMAGE_TASKS
 
 SPLITS = ("train", "val", "test")
-TASK_IDS = {"shapes": 0, "pretrain": 1, "motion": 2}
+MOTION_SEED_ID = 2  # the motion videos' id among the tasks' seed ids
 CHUNK = 50  # images rendered per batch (part of what fixes the bytes)
 
 
@@ -51,7 +50,8 @@ def write_info(folder: Path, report: SetReport) -> None:
 
 def chunk_generator(seed: int, task: str, split: str, label: int, chunk: int) -> torch.Generator:
     """The CPU generator of one chunk of one class in one split."""
-    mixed = np.random.SeedSequence([seed, TASK_IDS[task], SPLITS.index(split), label, chunk]).generate_state(1, np.uint64)[0]
+    task_id = MOTION_SEED_ID if task == "motion" else IMAGE_TASKS[task].seed_id
+    mixed = np.random.SeedSequence([seed, task_id, SPLITS.index(split), label, chunk]).generate_state(1, np.uint64)[0]
     return torch.Generator().manual_seed(int(mixed >> 1))
 
 
@@ -63,20 +63,20 @@ def write_image_set(
     per_class: tuple[int, int, int],
     advance: Callable[[int], None] | None = None,
 ) -> SetReport:
-    """Render and write the image set of ``task`` (shapes or pretrain); ``advance(n)`` reports progress."""
+    """Render and write the image set of ``task`` (shapes, pretrain or formula); ``advance(n)`` reports progress."""
     start = time.perf_counter()
-    kinds = TASKS[task]
+    row = IMAGE_TASKS[task]
     areas: list[float] = []
     counts = {}
     for split, count in zip(SPLITS, per_class, strict=True):
-        counts[split] = count * len(kinds)
-        for label, name in enumerate(kinds):
+        counts[split] = count * len(row.names)
+        for label, name in enumerate(row.names):
             for folder in ("images", "masks"):
                 (out / folder / split / name).mkdir(parents=True, exist_ok=True)
             for first in range(0, count, CHUNK):
                 size = min(CHUNK, count - first)
                 labels = torch.full((size,), label)
-                images, masks = render_images(list(kinds.values()), labels, image_size, chunk_generator(seed, task, split, label, first // CHUNK))
+                images, masks = row.render(labels, image_size, chunk_generator(seed, task, split, label, first // CHUNK))
                 for offset, (image, mask) in enumerate(zip(images.permute(0, 2, 3, 1).numpy(), masks.numpy(), strict=True)):
                     Image.fromarray(image).save(out / "images" / split / name / f"{first + offset:05d}.png")
                     Image.fromarray(mask.astype(np.uint8) * 255).save(out / "masks" / split / name / f"{first + offset:05d}.png")
@@ -84,7 +84,7 @@ def write_image_set(
             if advance is not None:
                 advance(count)
     options = {"seed": seed, "image_size": image_size, "per_class": dict(zip(SPLITS, per_class, strict=True))}
-    report = SetReport(str(out / "images"), task, list(kinds), counts, 0.0, float(np.mean(areas)) if areas else None, options)
+    report = SetReport(str(out / "images"), task, list(row.names), counts, 0.0, float(np.mean(areas)) if areas else None, options)
     report.seconds = time.perf_counter() - start
     write_info(out / "images", report)
     return report

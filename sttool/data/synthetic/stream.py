@@ -17,8 +17,7 @@ import torch
 
 from sttool.data.config import InputSpec
 from sttool.data.loader import Batch
-from sttool.data.synthetic.render import render_images
-from sttool.data.synthetic.shapes import TASKS
+from sttool.data.synthetic.tasks import IMAGE_TASKS
 
 
 @dataclass(frozen=True)
@@ -31,11 +30,11 @@ class StreamedTask:
     @property
     def class_names(self) -> list[str]:
         """Sorted, as the files' class folders are read: label k is the same shape in the stream and on disk."""
-        return sorted(TASKS[self.task])
+        return IMAGE_TASKS[self.task].sorted_names
 
     @property
     def num_classes(self) -> int:
-        return len(TASKS[self.task])
+        return len(IMAGE_TASKS[self.task].names)
 
     def __len__(self) -> int:
         return self.images_per_epoch
@@ -54,7 +53,9 @@ class SyntheticStream:
 
     def __init__(self, task: StreamedTask, batch_size: int, accum_steps: int, world_size: int, rank: int, seed: int,
                  spec: InputSpec, flips: bool, masks: bool, device: torch.device, max_steps: int | None = None) -> None:
-        self.kinds = [TASKS[task.task][name] for name in task.class_names]
+        row = IMAGE_TASKS[task.task]
+        self.render = row.render
+        self.generation_index = torch.tensor([row.names.index(name) for name in task.class_names], device=device)  # sorted label -> row label
         self.micro = batch_size // (accum_steps * world_size)
         self.accum_steps, self.rank, self.seed = accum_steps, rank, seed
         self.spec, self.flips, self.masks, self.device = spec, flips, masks, device
@@ -76,8 +77,8 @@ class SyntheticStream:
     def batch(self, epoch: int, step: int, accum: int) -> Batch:
         """The micro-batch ``accum`` of optimiser step ``step`` in ``epoch`` for this process."""
         generator = torch.Generator(device=self.device).manual_seed(_seed(self.seed, epoch, step, accum, self.rank))
-        labels = torch.randint(0, len(self.kinds), (self.micro,), generator=generator, device=self.device)
-        images, masks = render_images(self.kinds, labels, self.spec.img_size, generator)  # (B, 3, S, S), (B, S, S)
+        labels = torch.randint(0, len(self.generation_index), (self.micro,), generator=generator, device=self.device)
+        images, masks = self.render(self.generation_index[labels], self.spec.img_size, generator)  # (B, 3, S, S), (B, S, S)
         if self.flips:
             flip = torch.rand(self.micro, generator=generator, device=self.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(3), images)
