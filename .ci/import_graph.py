@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "sttool"
 # Bottom to top; a package may import its own layer's modules and any layer below, never above.
 LAYERS = [("errors", "progress"), ("runtime",), ("config",), ("models", "data"), ("runs",), ("profiling",),
-          ("engine",), ("visualize",), ("cli",)]
+          ("engine",), ("visualize",), ("bench",), ("cli",)]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 
 

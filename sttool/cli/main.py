@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from sttool import __version__
+from sttool.cli.bench import bench
 from sttool.cli.common import app_command
 from sttool.cli.evaluate import evaluate
 from sttool.cli.finetune import finetune, sweep
@@ -45,6 +46,7 @@ app_command(app, finetune, context_settings={"allow_extra_args": True, "ignore_u
 app_command(app, evaluate)
 app_command(app, sweep, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 app_command(app, profile)
+app_command(app, bench, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 app_command(app, predict)
 app_command(app, export)
 app.add_typer(visualize_app, name="visualize")
