@@ -117,3 +117,15 @@ def test_prepare_videos_from_k400_and_ssv2_annotations(tmp_path):
                                  str(tmp_path / "labels.json"), "--annotations", str(tmp_path / "validation.json"), "--out", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "s" / "val.txt").read_text() == "../ssv2/5.webm 1\n"
+
+
+def test_prepare_micro_vtab_writes_the_chosen_tasks_in_the_vtab_layout(tmp_path):
+    out = tmp_path / "mv"
+    result = runner.invoke(app, ["prepare", "synthetic", "--task", "micro-vtab", "--out", str(out), "--tasks", "count,cells",
+                                 "--images-per-class", "8,4,4"])
+    assert result.exit_code == 0, result.output
+    assert "count (structured, 8 classes, like CLEVR-count): 8 train800, 4 val200, 4 test" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["cells", "count"]
+    assert len((out / "cells" / "train800val200.txt").read_text().splitlines()) == 12
+    bad = runner.invoke(app, ["prepare", "synthetic", "--task", "micro-vtab", "--out", str(tmp_path / "x"), "--tasks", "cont"])
+    assert bad.exit_code != 0 and "micro-VTAB task 'cont' is not one of" in bad.output and not (tmp_path / "x" / "count").exists()
