@@ -80,7 +80,7 @@ def test_bench_follows_the_protocol_and_a_second_call_trains_nothing(tmp_path, m
 def test_quick_and_fixed_grid_run_one_training_per_cell(tmp_path):
     suite = load_suite(str(_suite(tmp_path)))
     out = tmp_path / "quick"
-    report = bench(suite, out, methods=["linear"], seeds=[0, 1], grid="none", quick=True)
+    report = bench(suite, out, methods=["linear"], seeds=[0, 1], quick=True)  # quick: the fixed value
     assert [(r["task"], r["seed"], r["chosen"]) for r in report["rows"]] == [("eurosat", 0, "0.01"), ("eurosat", 1, "0.01")]
     assert sorted(p.name for p in (out / "cells" / "eurosat" / "linear" / "seed0").iterdir()) == ["final"]
     assert report["rows"][0]["epochs"] == 1
@@ -144,3 +144,19 @@ def test_bench_refuses_unknown_names_in_one_line(tmp_path):
         load_suite(str(tmp_path / "suite.yaml"))
     result = CliRunner().invoke(app, ["bench", "no-such-suite"])
     assert result.exit_code != 0 and "suite 'no-such-suite': no such file" in result.output
+
+
+@pytest.mark.parametrize("name", ["micro-vtab", "transfer"])
+def test_the_shipped_suites_name_real_tasks_and_valid_method_overrides(name):
+    from sttool.data.synthetic.micro_vtab import MICRO_VTAB
+    from sttool.data.transfer import TRANSFER_TASKS
+    from sttool.runs.recipe import load_recipe
+
+    suite = load_suite(str(REPO / "recipes" / name.replace("-", "_") / "suite.yaml"))
+    assert set(suite.tasks) == set(MICRO_VTAB if name == "micro-vtab" else TRANSFER_TASKS)
+    if name == "micro-vtab":
+        assert {g: set(t) for g, t in suite.groups.items()} == {
+            g: {t for t, row in MICRO_VTAB.items() if row.group == g} for g in ("natural", "specialized", "structured")}
+    for method in suite.methods.values():
+        recipe = load_recipe(suite.recipe_for(suite.tasks[0]), [*method.overrides, f"optim.lr={method.value}", "data.num_classes=10"])
+        assert recipe.optim.lr == float(method.value) and all(float(v) > 0 for v in method.grid)

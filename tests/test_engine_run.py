@@ -55,7 +55,14 @@ def test_an_existing_run_is_not_overwritten(tmp_path):
 def test_overwrite_replaces_the_run_and_nothing_else(tmp_path):
     first = finetune(recipe(tmp_path / "run", epochs=2), datasets=datasets())
     (tmp_path / "run" / "notes.txt").write_text("mine")
+    old_adapter = (tmp_path / "run" / "adapter" / "config.json").read_text()
+    for leftover in ("adapter/old.safetensors", "tensorboard/events.old", "mlruns/0/meta.yaml", "wandb/run-old/files"):
+        (tmp_path / "run" / leftover).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "run" / leftover).write_text("from the earlier run")
     second = finetune(recipe(tmp_path / "run", epochs=1), datasets=datasets(), overwrite=True)
+    for leftover in ("adapter/old.safetensors", "tensorboard", "mlruns", "wandb"):  # nothing of the old run serves on
+        assert not (tmp_path / "run" / leftover).exists(), leftover
+    assert (tmp_path / "run" / "adapter" / "config.json").read_text() != old_adapter
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["event"] == "train"] == [1]
     assert first["best"]["epoch"] in (1, 2) and second["best"]["epoch"] == 1

@@ -1,5 +1,7 @@
 """Every shipped recipe loads, builds its model and runs one training step on tiny generated data."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,15 @@ from sttool.engine import finetune
 from sttool.errors import SttoolError
 from sttool.runs.recipe import load_recipe
 
-RECIPES = sorted(p for p in Path("recipes").rglob("*.yaml") if not p.name.startswith("_"))
+REPO = Path(__file__).resolve().parents[1]
+RECIPE_DIR = REPO / "recipes"  # not the working folder: run from anywhere, the same recipes are collected
+RECIPES = sorted(p for p in RECIPE_DIR.rglob("*.yaml") if not p.name.startswith("_") and p.name != "suite.yaml")
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _in_the_repo(monkeypatch):
+    monkeypatch.chdir(REPO)  # the commands below name recipes/... as a user in a checkout does
 
 
 def tiny_overrides(recipe_path: Path, root: Path, out: Path) -> list[str]:
@@ -32,13 +41,13 @@ def tiny_overrides(recipe_path: Path, root: Path, out: Path) -> list[str]:
 
 
 def test_the_paper_experiments_are_all_shipped():
-    names = {p.relative_to("recipes").as_posix() for p in RECIPES}
+    names = {p.relative_to(RECIPE_DIR).as_posix() for p in RECIPES}
     assert {"cifar100.yaml", "svhn.yaml", "food101.yaml", "k400.yaml", "ssv2.yaml"} <= names
     assert sum(n.startswith("vtab/") for n in names) == 19
     assert {f"baselines/cifar100-{m}.yaml" for m in ("full", "linear", "adaptformer", "lora", "evit-adaptformer")} <= names
 
 
-@pytest.mark.parametrize("path", RECIPES, ids=[p.relative_to("recipes").as_posix() for p in RECIPES])
+@pytest.mark.parametrize("path", RECIPES, ids=[p.relative_to(RECIPE_DIR).as_posix() for p in RECIPES])
 def test_recipe_trains_one_step(path, synthetic_root, tmp_path):
     recipe = load_recipe(path, tiny_overrides(path, synthetic_root, tmp_path / "run"))
     original = load_recipe(path)
@@ -93,3 +102,12 @@ def test_finetune_then_evaluate_on_the_command_line(synthetic_root, tmp_path):
     assert table.exit_code == 0 and "per-class top-1" in table.output and "throughput" in table.output
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "--resume" in again.output
+
+
+def test_the_collection_does_not_depend_on_the_working_folder(tmp_path):
+    def collected(cwd: Path) -> int:
+        result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                                 str(Path(__file__))], cwd=cwd, capture_output=True, text=True, check=False)
+        return int(result.stdout.strip().splitlines()[-1].split()[0])  # "N tests collected in ..."
+
+    assert collected(tmp_path) == collected(REPO) > len(RECIPES) >= 36

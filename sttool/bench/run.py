@@ -48,10 +48,11 @@ def _cell_worker(suite: Suite, cell: Cell, out: Path, root: str, grid: tuple[str
 
 
 def bench(suite: Suite, out: Path, methods: list[str] | None = None, seeds: list[int] | None = None,
-          tasks: list[str] | None = None, grid: str = "suite", quick: bool = False, root: str | None = None,
+          tasks: list[str] | None = None, grid: str | None = None, quick: bool = False, root: str | None = None,
           jobs: int = 1, overrides: list[str] | None = None, progress: Progress = SILENT) -> dict[str, Any]:
     """Run the suite's cells and write ``OUT/results.csv``, ``OUT/summary.md`` and the plot; returns the
-    rows and the summary's values."""
+    rows and the summary's values. ``grid`` None: each method's grid, or its fixed value with ``quick``."""
+    grid = grid or ("none" if quick else "suite")
     methods = list(methods or suite.default_methods)
     tasks = list(tasks or (suite.quick_tasks if quick else suite.tasks))
     check_names(suite, methods, "methods", "--methods")

@@ -20,10 +20,10 @@ def bench(
     methods: Annotated[str | None, typer.Option(help="Comma-separated methods (default: the suite's default_methods).")] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds, e.g. 0,1,2.")] = "0",
     tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default: all, or the quick subset).")] = None,
-    grid: Annotated[str, typer.Option(help="suite: each method's grid, chosen on train800 -> val200; none: each method's "
-                                      "fixed value; or KEY=v1,v2 for every method.")] = "suite",
+    grid: Annotated[str | None, typer.Option(help="suite (the default; none with --quick): each method's grid, chosen on "
+                                             "train800 -> val200; none: each method's fixed value; or KEY=v1,v2 for every method.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: runs/bench-<suite>).")] = None,
-    quick: Annotated[bool, typer.Option(help="The suite's quick subset and its shorter training.")] = False,
+    quick: Annotated[bool, typer.Option(help="The suite's quick subset, its shorter training, each method's fixed value.")] = False,
     root: Annotated[str | None, typer.Option(help="Data folder in the VTAB-1K layout (default: the suite's root).")] = None,
     jobs: Annotated[int, typer.Option(help="Cells trained at once, one process each (threads split between them).")] = 1,
     set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="Override for every run: key=value (repeatable).")] = None,

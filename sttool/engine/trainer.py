@@ -34,7 +34,6 @@ from sttool.profiling.flops import count_flops, gflops_report
 from sttool.progress import SILENT, Progress
 from sttool.runs.card import model_card
 from sttool.runs.checkpoint import (
-    ADAPTER_DIR,
     first_non_finite,
     load_trained_state,
     read_checkpoint,
@@ -43,7 +42,7 @@ from sttool.runs.checkpoint import (
     trained_state,
     write_adapter_folder,
 )
-from sttool.runs.folder import RunDir, Trackers
+from sttool.runs.folder import ADAPTER_DIR, RunDir, Trackers
 from sttool.runs.load import create_model, input_spec, probe_model
 from sttool.runs.recipe import Recipe, bind_recipe
 from sttool.runtime import resolve_device

@@ -130,7 +130,6 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, optim: dict[str, dict[st
     optimizer.load_state_dict({"state": state, "param_groups": metadata["optimizer_param_groups"]})
 
 
-ADAPTER_DIR = "adapter"  # in a run folder: what to share
 ADAPTER_FILE = "adapter.safetensors"
 ADAPTER_CONFIG = "config.json"
 ADAPTER_FORMAT = "sttool-adapter/1"

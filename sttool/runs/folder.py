@@ -31,7 +31,13 @@ CHECKPOINTS = "checkpoints"
 LAST = f"{CHECKPOINTS}/last.safetensors"
 BEST = f"{CHECKPOINTS}/best.safetensors"
 PLOTS_DIR = "plots"
-RUN_ENTRIES = (RECIPE_FILE, ENV_FILE, METRICS_FILE, RESULTS_FILE, EXITS_FILE, CHECKPOINTS, PLOTS_DIR)  # what --overwrite removes
+ADAPTER_DIR = "adapter"  # in a run folder: what to share
+TENSORBOARD_DIR = "tensorboard"
+MLRUNS_DIR = "mlruns"  # mlflow's local store, when MLFLOW_TRACKING_URI is not set
+WANDB_DIR = "wandb"
+# What --overwrite removes: everything a run writes, so no file of the old run outlives it
+RUN_ENTRIES = (RECIPE_FILE, ENV_FILE, METRICS_FILE, RESULTS_FILE, EXITS_FILE, CHECKPOINTS, PLOTS_DIR, ADAPTER_DIR,
+               TENSORBOARD_DIR, MLRUNS_DIR, WANDB_DIR)
 LOCK_FILE = ".lock"  # flock-ed by the process writing the run (the kernel releases it when that process ends)
 DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded", errno.EACCES: "permission denied",
                errno.EPERM: "permission denied", errno.EROFS: "the file system is read-only"}
@@ -274,7 +280,6 @@ def cpu_name() -> str:
 
 TRACKERS = ("tensorboard", "wandb", "mlflow")
 TRACKER_EXTRAS = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb"), "mlflow": ("mlflow", "mlflow")}
-TENSORBOARD_DIR = "tensorboard"
 
 
 def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -320,7 +325,7 @@ class Trackers:
             import mlflow
 
             if "MLFLOW_TRACKING_URI" not in os.environ:
-                mlflow.set_tracking_uri((run.path / "mlruns").resolve().as_uri())
+                mlflow.set_tracking_uri((run.path / MLRUNS_DIR).resolve().as_uri())
             mlflow.start_run(run_name=recipe.get("name"))
             mlflow.log_params({k: str(v)[:500] for k, v in _flat_params(recipe).items()})
             mlflow.log_text(text, "recipe.yaml")
