@@ -160,3 +160,25 @@ def test_the_shipped_suites_name_real_tasks_and_valid_method_overrides(name):
     for method in suite.methods.values():
         recipe = load_recipe(suite.recipe_for(suite.tasks[0]), [*method.overrides, f"optim.lr={method.value}", "data.num_classes=10"])
         assert recipe.optim.lr == float(method.value) and all(float(v) > 0 for v in method.grid)
+
+
+def test_each_worker_takes_a_gpu_of_its_own(monkeypatch):
+    import multiprocessing
+    import os
+
+    from sttool.bench.run import _init_worker
+
+    queue = multiprocessing.get_context("spawn").Queue()
+    for index in (0, 1):
+        queue.put(index)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    import torch
+
+    threads, seen = torch.get_num_threads(), []
+    try:
+        for _ in range(2):
+            _init_worker(1, queue)
+            seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == ["0", "1"]

@@ -36,10 +36,29 @@ def grid_of(suite: Suite, method: str, grid: str) -> tuple[str, ...] | None:
     return tuple(values)
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, devices: Any) -> None:
+    """A worker's share of the machine: its CPU threads and, on a machine with GPUs, one GPU of its own
+    (taken from ``devices``, a queue of GPU indices, before CUDA starts in this process)."""
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(devices.get(timeout=60))
     import torch
 
     torch.set_num_threads(threads)
+
+
+def _gpu_queue(context: Any, jobs: int) -> Any:
+    """One GPU index per worker when the machine has at least ``jobs`` GPUs (None: no GPUs to share out)."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        return None
+    if jobs > count:
+        raise SttoolError(f"--jobs {jobs}: this machine has {count} GPUs; give at most {count} (one process per GPU)")
+    queue = context.Queue()
+    for index in range(jobs):
+        queue.put(index)
+    return queue
 
 
 def _cell_worker(suite: Suite, cell: Cell, out: Path, root: str, grid: tuple[str, ...] | None,
@@ -81,7 +100,9 @@ def bench(suite: Suite, out: Path, methods: list[str] | None = None, seeds: list
             overall.advance(trainings[cell])
     elif todo:
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(jobs, multiprocessing.get_context("spawn"), _init_worker, (threads,)) as pool:
+        spawn = multiprocessing.get_context("spawn")
+        devices = _gpu_queue(spawn, jobs)
+        with ProcessPoolExecutor(jobs, spawn, _init_worker, (threads, devices)) as pool:
             futures = {pool.submit(_cell_worker, suite, c, out, root, grids[c.method], extra): c for c in todo}
             pending = set(futures)
             while pending:
