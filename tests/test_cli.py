@@ -84,3 +84,24 @@ def test_unknown_recipe_key_names_the_closest(tmp_path):
     recipe.write_text("model:\n  keep_rat: 0.6\n")
     result = runner.invoke(app, ["profile", str(recipe)])
     assert result.exit_code == 2 and "did you mean 'keep_rate'" in result.output
+
+
+def test_env_reports_what_a_bug_report_needs():
+    import importlib.util
+
+    import timm
+    import torch
+
+    from sttool.runtime import cpu_bf16_native
+
+    result = CliRunner().invoke(app, ["env", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["torch"], report["timm"]) == (torch.__version__, timm.__version__)
+    assert report["cpu_bf16_native"] == cpu_bf16_native()
+    assert report["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert len(report["cuda_devices"]) == torch.cuda.device_count()
+    assert report["video_backends"]["pyav"].startswith("loads") == (importlib.util.find_spec("av") is not None)
+    assert report["extras"]["matplotlib"] == (importlib.util.find_spec("matplotlib") is not None)
+    table = CliRunner().invoke(app, ["env"])
+    assert table.exit_code == 0 and "cpu_bf16_native" in table.output and "video_backends" in table.output

@@ -10,6 +10,7 @@ import typer
 from sttool import __version__
 from sttool.cli.bench import bench
 from sttool.cli.common import app_command
+from sttool.cli.env import env
 from sttool.cli.evaluate import evaluate
 from sttool.cli.finetune import finetune, sweep
 from sttool.cli.inference import export, predict
@@ -50,3 +51,4 @@ app_command(app, bench, context_settings={"allow_extra_args": True, "ignore_unkn
 app_command(app, predict)
 app_command(app, export)
 app.add_typer(visualize_app, name="visualize")
+app_command(app, env)
