@@ -8,27 +8,18 @@ import math
 import torch
 from torch import Tensor
 
-from sttool.data.synthetic.render import MIN_COLOUR_DISTANCE, Draws, _pixel_centres, coverage
+from sttool.data.synthetic.render import Draws, _pixel_centres, coverage, object_colours
 from sttool.data.synthetic.shapes import Inside
-
-
-def colours_apart(draws: Draws, under: Tensor, tries: int = 32) -> Tensor:
-    """(B, 3) colours at least MIN_COLOUR_DISTANCE from the mean colour of ``under`` (B, 3, S, S)."""
-    batch = under.shape[0]
-    candidates = draws.uniform(0, 1, batch, tries, 3)
-    far = (candidates - under.mean(dim=(2, 3))[:, None]).norm(dim=2) >= MIN_COLOUR_DISTANCE  # (B, tries)
-    first = torch.where(far.any(dim=1), far.float().argmax(dim=1), tries - 1)
-    return candidates[torch.arange(batch, device=under.device), first]
 
 
 def fill(draws: Draws, under: Tensor, size: int, stripes: bool = True) -> Tensor:
     """(B, 3, S, S) paint for one part per image: a colour that stands out from ``under``, striped with a
     second colour in about a third of the images when ``stripes``."""
     batch = under.shape[0]
-    first = colours_apart(draws, under)[:, :, None, None]
+    first = object_colours(draws, under)[:, :, None, None]
     if not stripes:
         return first.expand(-1, -1, size, size)
-    second = colours_apart(draws, under)[:, :, None, None]
+    second = object_colours(draws, under)[:, :, None, None]
     x, y = _pixel_centres(size, draws.device)
     angle, period = draws.uniform(0, math.pi, batch, 1, 1), draws.uniform(3, 7, batch, 1, 1) * size / 64
     band = (torch.sin(2 * math.pi * (x * angle.cos() + y * angle.sin()) / period) > 0).unsqueeze(1)  # (B, 1, S, S)

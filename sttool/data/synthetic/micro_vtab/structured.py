@@ -13,14 +13,8 @@ from itertools import permutations
 import torch
 from torch import Tensor
 
-from sttool.data.synthetic.micro_vtab.paint import (
-    colours_apart,
-    over,
-    part_coverage,
-    smooth_backdrop,
-    to_uint8,
-)
-from sttool.data.synthetic.render import Draws, _pixel_centres
+from sttool.data.synthetic.micro_vtab.paint import over, part_coverage, smooth_backdrop, to_uint8
+from sttool.data.synthetic.render import Draws, _pixel_centres, object_colours
 from sttool.data.synthetic.shapes import PRETRAIN_SHAPES, SHAPES, Inside
 
 SPRITES: list[Inside] = list(SHAPES.values()) + list(PRETRAIN_SHAPES.values())
@@ -36,7 +30,7 @@ def _backdrop(draws: Draws, batch: int, size: int) -> Tensor:
 def _paint_parts(draws: Draws, image: Tensor, alpha: Tensor) -> Tensor:
     """Composite parts ``alpha`` (B, P, S, S) in order, each in its own colour apart from the backdrop."""
     for p in range(alpha.shape[1]):
-        colour = colours_apart(draws, image)[:, :, None, None].expand_as(image)
+        colour = object_colours(draws, image)[:, :, None, None].expand_as(image)
         image = over(image, alpha[:, p], colour)
     return image
 
@@ -81,7 +75,7 @@ def render_location(labels: Tensor, size: int, generator: torch.Generator) -> Te
         t = (((x - start[:, 0, None, None]) * d[:, 0, None, None] + (y - start[:, 1, None, None]) * d[:, 1, None, None])
              / (d * d).sum(1).clamp(min=1e-6)[:, None, None]).clamp(0, 1)
         near = torch.hypot(x - start[:, 0, None, None] - t * d[:, 0, None, None], y - start[:, 1, None, None] - t * d[:, 1, None, None]) < 0.7
-        image = over(image, near.float(), colours_apart(draws, image)[:, :, None, None].expand_as(image))
+        image = over(image, near.float(), object_colours(draws, image)[:, :, None, None].expand_as(image))
     return to_uint8(_paint_parts(draws, image, alpha))
 
 
