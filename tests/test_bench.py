@@ -98,11 +98,11 @@ def test_summary_means_match_a_hand_count():
     suite = Suite("hand", Path("suite.yaml"), "data", None, "optim.lr",
                   {"natural": ("a", "b"), "structured": ("c",)}, {}, (), (), ())
     top1 = {("a", 0): 50.0, ("b", 0): 70.0, ("c", 0): 30.0, ("a", 1): 60.0, ("b", 1): 80.0, ("c", 1): 10.0}
-    rows = [{"method": "m", "task": t, "seed": s, "top1": v, "gflops_ratio": 0.5} for (t, s), v in top1.items()]
+    rows = [{"method": "m", "task": t, "seed": s, "top1": v, "gflops_ratio": 0.5, "trainable_params": 2e5} for (t, s), v in top1.items()]
     table = summary_table(rows, suite, ["m"], ["a", "b", "c"])["m"]
     assert table["natural mean"] == [60.0, 70.0]
     assert table["mean of group means"] == [(60 + 30) / 2, (70 + 10) / 2]  # 45, 40
-    assert table["mean of 3 tasks"] == [50.0, 50.0]
+    assert table["mean of 3 tasks"] == [50.0, 50.0] and table["trainable (M)"] == [0.2]
     assert statistics.stdev(table["mean of group means"]) == pytest.approx(3.5355, abs=1e-4)
 
 

@@ -24,6 +24,9 @@ CSV_COLUMNS = ("task", "group", "method", "seed", "top1", "gflops", "gflops_rati
                "train_seconds", "grid_seconds", "chosen", "epochs")
 
 
+SINGLE = ("GFLOPs ratio", "trainable (M)")  # columns of one figure per method (mean over tasks), not per seed
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -46,8 +49,10 @@ def summary_table(rows: list[dict[str, Any]], suite: Suite, methods: list[str], 
     ratio): the per-seed values that the summary's ``mean ± sd`` is taken over."""
     top1: dict[tuple[str, str, int], float] = {(r["method"], r["task"], int(r["seed"])): float(r["top1"]) for r in rows}
     ratio: dict[str, list[float]] = defaultdict(list)
+    trainable: dict[str, list[float]] = defaultdict(list)
     for r in rows:
         ratio[r["method"]].append(float(r["gflops_ratio"]))
+        trainable[r["method"]].append(float(r["trainable_params"]) / 1e6)
     groups = {g: [t for t in ts if t in tasks] for g, ts in suite.groups.items()}
     groups = {g: ts for g, ts in groups.items() if ts}
     table: dict[str, dict[str, list[float]]] = {}
@@ -61,6 +66,7 @@ def summary_table(rows: list[dict[str, Any]], suite: Suite, methods: list[str], 
                                                           for members in groups.values()) for s in complete]
         columns[f"mean of {len(tasks)} tasks"] = [statistics.mean(top1[(method, t, s)] for t in tasks) for s in complete]
         columns["GFLOPs ratio"] = [statistics.mean(ratio[method])] if ratio[method] else []
+        columns["trainable (M)"] = [statistics.mean(trainable[method])] if trainable[method] else []
         table[method] = columns
     return table
 
@@ -74,10 +80,11 @@ def write_summary(rows: list[dict[str, Any]], suite: Suite, methods: list[str], 
     lines = [f"# {suite.name}: test top-1 (%)", "", header, "",
              f"Seeds {', '.join(map(str, seeds))}: mean ± sd over seeds (a group mean or overall mean is taken per seed first; "
              "'-' where a seed misses a task). 'mean of group means' is the VTAB papers' usual average; "
-             f"'mean of {len(tasks)} tasks' the plain one. GFLOPs ratio: the method's GFLOPs over the dense backbone's.", "",
+             f"'mean of {len(tasks)} tasks' the plain one. GFLOPs ratio: the method's GFLOPs over the dense backbone's; trainable (M): parameters trained, head included (means over tasks).", "",
              "| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for method, values in table.items():
-        cells = [f"{values[c][0]:.2f}" if c == "GFLOPs ratio" and values[c] else mean_sd(values[c]) for c in columns]
+        cells = [f"{values[c][0]:.{3 if c.startswith('trainable') else 2}f}" if c in SINGLE and values[c] else mean_sd(values[c])
+                 for c in columns]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     write_text(path, "\n".join(lines) + "\n")
     return table
