@@ -55,7 +55,9 @@ Score = Literal["cls", "mean", "pool"]
 
 def attend(attn: Attention, x: Tensor, lora: nn.Module | None = None, cls_row: bool = False,
            score: Score = "cls", pool: nn.Module | None = None) -> tuple[Tensor, Tensor | None]:
-    """Multi-head self-attention of ``x`` (B, N, C) with timm ``attn``'s weights.
+    """Multi-head self-attention of ``x`` (B, N, C) with timm ``attn``'s weights: a fork of
+    ``timm.layers.Attention.forward`` as of timm 1.0.31 (qkv, q/k norms, fused SDPA, norm, proj), plus
+    the token scores and LoRA.
 
     Returns the projected output (B, N, C) and, if ``cls_row``, the token scores (B, N) that token
     selection ranks, head-averaged and post-softmax, by ``score``:
@@ -137,6 +139,8 @@ class SparseBlock(Block):
 
     def forward(self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False,
                 state: ForwardState | None = None) -> Tensor:
+        """A fork of ``timm.models.vision_transformer.Block.forward`` as of timm 1.0.31 (pre-norm attention
+        and MLP with layer scale and drop path), with token selection after attention and the adapter."""
         if attn_mask is not None or is_causal:
             raise SttoolError("attn_mask and is_causal are not supported by sttool's blocks: token selection changes the tokens")
         if state is None:
@@ -236,7 +240,8 @@ class SparseViT(VisionTransformer):
 
     def forward_features(self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False,
                          state: ForwardState | None = None) -> Tensor:
-        """Tokens after the final norm (B, N_last, C); ``state`` receives the selections if given."""
+        """Tokens after the final norm (B, N_last, C); ``state`` receives the selections if given. Follows
+        ``VisionTransformer.forward_features`` as of timm 1.0.31, with sttool's block loop."""
         if attn_mask is not None or is_causal:
             raise SttoolError("attn_mask and is_causal are not supported: token selection changes the tokens")
         x = self.embed(x)
