@@ -94,8 +94,10 @@ def test_env_reports_what_a_bug_report_needs():
 
     from sttool.runtime import cpu_bf16_native
 
+    decord_before = "decord" in sys.modules
     result = CliRunner().invoke(app, ["env", "--json"])
     assert result.exit_code == 0, result.output
+    assert ("decord" in sys.modules) == decord_before  # probed in a child: its FFmpeg would break PyAV's encoders here
     report = json.loads(result.output)
     assert (report["torch"], report["timm"]) == (torch.__version__, timm.__version__)
     assert report["cpu_bf16_native"] == cpu_bf16_native()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,32 +18,28 @@ from sttool.runs.folder import environment
 EXTRAS = ("matplotlib", "onnx", "onnxruntime", "tensorboard", "wandb", "mlflow", "mlxtend", "skimage")
 
 
+# Each backend is imported in a child process: decord ships its own FFmpeg libraries, and loading them
+# into this process would change what PyAV's encoders find (libvpx fails to open after decord loads).
+_PROBES = {
+    "torchcodec": "from sttool.data.video.backends import load_torchcodec as load; load()\n"
+                  "from importlib.metadata import version; print(version('torchcodec'))",
+    "decord": "from sttool.data.video.backends import load_decord as load; print(load().__version__)",
+    "pyav": "import av; print(av.__version__)",
+}
+
+
 def _video_backends() -> dict[str, str]:
-    """Each backend: its version when it loads, else the one-line reason it does not."""
-    from sttool.data.video.backends import load_decord, load_torchcodec
-
+    """Each backend: its version when it loads, else the last line of why it does not."""
     found: dict[str, str] = {}
-    for name, load in (("torchcodec", load_torchcodec), ("decord", load_decord)):
+    for name, code in _PROBES.items():
         try:
-            found[name] = f"loads ({getattr(load(), '__version__', None) or _version(name)})"
-        except ImportError as err:
-            found[name] = f"does not load: {err}"
-    try:
-        import av
-
-        found["pyav"] = f"loads ({av.__version__})"
-    except ImportError as err:
-        found["pyav"] = f"does not load: {err}"
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+        except subprocess.TimeoutExpired:
+            found[name] = "does not load: the import took over 120 s"
+            continue
+        lines = (done.stdout if done.returncode == 0 else done.stderr).strip().splitlines() or ["no output"]
+        found[name] = f"loads ({lines[-1]})" if done.returncode == 0 else f"does not load: {lines[-1]}"
     return found
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "version unknown"
 
 
 def _caches() -> dict[str, str]:
