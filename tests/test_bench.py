@@ -142,6 +142,8 @@ def test_bench_refuses_unknown_names_in_one_line(tmp_path):
     (tmp_path / "suite.yaml").write_text(yaml.safe_dump(broken))
     with pytest.raises(SttoolError, match=r"methods.linear.grids: unknown key; did you mean 'grid'"):
         load_suite(str(tmp_path / "suite.yaml"))
+    with pytest.raises(SttoolError, match="--root .*nowhere: no such folder; give the folder of task folders"):
+        bench(suite, tmp_path / "out", root=str(tmp_path / "nowhere"))
     result = CliRunner().invoke(app, ["bench", "no-such-suite"])
     assert result.exit_code != 0 and "suite 'no-such-suite': no such file" in result.output
 

@@ -82,7 +82,10 @@ def bench(suite: Suite, out: Path, methods: list[str] | None = None, seeds: list
     seeds = list(seeds if seeds is not None else [0])
     root = root or suite.root
     if not Path(root).is_dir():
-        raise SttoolError(f"--root {root}: no such folder (micro-VTAB: 'sttool prepare synthetic --task micro-vtab --out {root}')")
+        make = {"micro-vtab": f"create it with 'sttool prepare synthetic --task micro-vtab --out {root}'",
+                "transfer": f"create it with 'sttool prepare transfer --out {root}'"}
+        raise SttoolError(f"--root {root}: no such folder; "
+                          + make.get(suite.name, "give the folder of task folders in the VTAB-1K layout (<task>/train800.txt, ...)"))
     extra = [*(suite.quick_overrides if quick else ()), *(overrides or [])]
     grids = {m: grid_of(suite, m, grid) for m in methods}
     cells = [Cell(t, m, s) for t in tasks for m in methods for s in seeds]
