@@ -75,6 +75,7 @@ def test_bench_follows_the_protocol_and_a_second_call_trains_nothing(tmp_path, m
     (out / "cells" / "eurosat" / "linear" / "seed0.json").unlink()  # killed after its runs, before its row
     again = bench(suite, out, seeds=[0])
     assert [r["top1"] for r in again["rows"]] == [r["top1"] for r in report["rows"]]
+    assert again["rows"][0]["train_seconds"] > 0  # the reused run's own time, from its files
 
 
 def test_quick_and_fixed_grid_run_one_training_per_cell(tmp_path):

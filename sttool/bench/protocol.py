@@ -25,7 +25,7 @@ from sttool.engine.trainer import finetune
 from sttool.errors import SttoolError
 from sttool.profiling.flops import gflops_report
 from sttool.progress import SILENT, Progress
-from sttool.runs.folder import RESULTS_FILE, write_text
+from sttool.runs.folder import ENV_FILE, RESULTS_FILE, write_text
 from sttool.runs.recipe import Recipe, load_recipe
 
 
@@ -43,10 +43,13 @@ class Cell:
 
 
 def _train(recipe: Recipe, progress: Progress) -> tuple[dict[str, Any], float]:
-    """Train (or reuse, or resume) one run; (its results, the seconds this call spent training)."""
+    """Train (or reuse, or resume) one run; (its results, its seconds: timed here, or for a finished run
+    reused, from its env.json written at the start to its results.json written at the end)."""
     results_file = recipe.run_dir / RESULTS_FILE
     if results_file.is_file():
-        return json.loads(results_file.read_text()), 0.0
+        started = recipe.run_dir / ENV_FILE
+        seconds = results_file.stat().st_mtime - started.stat().st_mtime if started.is_file() else 0.0
+        return json.loads(results_file.read_text()), seconds
     resume = (recipe.run_dir / "checkpoints" / "last.safetensors").is_file()
     start = time.perf_counter()
     results = finetune(recipe, resume=resume, progress=progress)
