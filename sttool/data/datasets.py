@@ -176,7 +176,8 @@ def _list_dataset(config: DataConfig, folder: Path, name: str) -> Source:
 def _vtab(config: DataConfig, name: str) -> Source:
     assert config.task is not None
     count = vtab_class_count(config.task, config.num_classes, "data", config.root)
-    names = task_class_names(config.root, config.task) or [str(i) for i in range(count)]
+    listed = task_class_names(config.root, config.task)
+    names = listed if listed is not None and len(listed) == count else [str(i) for i in range(count)]  # the table wins
     origin = f"in VTAB-1K task {config.task}"
     return Source(read_list(vtab_list(config.root, config.task, name)), count, names, origin)
 
